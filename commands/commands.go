@@ -1,0 +1,122 @@
+// Package commands is the grammar of the /deploy slash command: it turns the
+// text a user typed into a typed Request, and generates help from the same
+// table, so the two never disagree. It does no I/O.
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Request is a parsed /deploy invocation. It is stored with queued jobs, so
+// its JSON form is part of the queue's format.
+type Request struct {
+	// Kind is the name of the command that parsed it: "build", "status", …
+	Kind string `json:"kind"`
+	// Action is the permission verb the request needs; empty for read-only
+	// commands that anyone in the workspace may run.
+	Action  string `json:"action,omitempty"`
+	Service string `json:"service,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+	Env     string `json:"env,omitempty"`
+	// Topic is the command a help request asks about.
+	Topic string `json:"topic,omitempty"`
+}
+
+// Permission is what a request needs to be allowed.
+func (r Request) Permission() Permission {
+	return Permission{Action: r.Action, Service: r.Service, Env: r.Env}
+}
+
+// String describes the request the way messages show it: "build api@main".
+func (r Request) String() string {
+	var b strings.Builder
+	b.WriteString(r.Kind)
+	if r.Service != "" {
+		b.WriteString(" " + r.Service)
+		if r.Ref != "" {
+			b.WriteString("@" + r.Ref)
+		}
+	}
+	if r.Env != "" {
+		b.WriteString(" to " + r.Env)
+	}
+	return b.String()
+}
+
+// Permission names an action on a service, optionally in an environment.
+// Its string form is what policies match: "build:api", "deploy:staging:api".
+type Permission struct {
+	Action  string
+	Service string
+	Env     string
+}
+
+// ReadOnly reports whether the permission needs no grant.
+func (p Permission) ReadOnly() bool { return p.Action == "" }
+
+// String is the permission's policy form.
+func (p Permission) String() string {
+	if p.Env == "" {
+		return p.Action + ":" + p.Service
+	}
+	return p.Action + ":" + p.Env + ":" + p.Service
+}
+
+// Service is what the grammar needs to know about a configured service.
+type Service struct {
+	Name string
+	// DefaultRef is built when a command names no ref. Defaults to "main".
+	DefaultRef string
+}
+
+// Catalog is the configuration the parser checks names against.
+type Catalog struct {
+	Services     []Service
+	Environments []string
+}
+
+// Service returns the configured service called name.
+func (c Catalog) Service(name string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.Name == name {
+			if s.DefaultRef == "" {
+				s.DefaultRef = "main"
+			}
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// ServiceNames lists the configured services, sorted.
+func (c Catalog) ServiceNames() []string {
+	names := make([]string, 0, len(c.Services))
+	for _, s := range c.Services {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// UsageError is a parse error whose text is meant for the user who typed
+// the command; it never contains anything but what they typed and the
+// configured names.
+type UsageError struct {
+	// Msg says what is wrong, in one sentence.
+	Msg string
+	// Usage is the relevant usage line(s), if any.
+	Usage string
+}
+
+func (e *UsageError) Error() string {
+	if e.Usage == "" {
+		return e.Msg
+	}
+	return e.Msg + "\n" + e.Usage
+}
+
+func usageErrorf(usage, format string, args ...any) *UsageError {
+	return &UsageError{Msg: fmt.Sprintf(format, args...), Usage: usage}
+}
