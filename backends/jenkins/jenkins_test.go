@@ -13,7 +13,10 @@ import (
 
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
+	"github.com/seed-5eb4e92e/deploybot/deploy"
 )
+
+var _ deploy.Builder = (*jenkins.Client)(nil)
 
 func newPair(t *testing.T, opts jenkinstest.Options) (*jenkins.Client, *jenkinstest.Server) {
 	t.Helper()

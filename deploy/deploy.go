@@ -1,0 +1,271 @@
+// Package deploy holds deploybot's pipelines. For now that is the build
+// step: run a service's Jenkins job for a ref and follow it to its result,
+// recording each external call before moving on, so a job picked up again
+// after a worker died follows the same build instead of starting another.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+)
+
+// Builder runs CI jobs. *jenkins.Client satisfies it.
+type Builder interface {
+	Trigger(ctx context.Context, job string, params map[string]string) (int64, error)
+	QueueItem(ctx context.Context, id int64) (jenkins.QueueItem, error)
+	Build(ctx context.Context, job string, number int) (jenkins.Build, error)
+}
+
+// Steps is a job's durable step state; Set returns only once the value is
+// stored.
+type Steps interface {
+	Get(ctx context.Context, name string) (string, error)
+	Set(ctx context.Context, name, value string) error
+}
+
+// Progress is what a step reports while it runs.
+type Progress struct {
+	// Stage is a few words: "waiting for an executor", "building".
+	Stage string
+	// Link and LinkText point at what runs, e.g. a build and "#42".
+	Link     string
+	LinkText string
+}
+
+// Failure is an error whose Msg can be shown in Slack as it is; Err keeps
+// the details for the logs.
+type Failure struct {
+	Msg string
+	Err error
+}
+
+func (f *Failure) Error() string {
+	if f.Err == nil {
+		return f.Msg
+	}
+	return f.Msg + ": " + f.Err.Error()
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// BuildJob says how a service is built.
+type BuildJob struct {
+	// Job is the Jenkins job path, folders separated by "/".
+	Job string
+	// RefParam is the job parameter that receives the ref. Default "BRANCH".
+	RefParam string
+	// Params are passed to every build as they are.
+	Params map[string]string
+}
+
+// Builds runs build steps.
+type Builds struct {
+	Builder Builder
+	// Jobs maps a service name to its build job.
+	Jobs map[string]BuildJob
+	// Poll is how often Jenkins is asked for news. Default 2s.
+	Poll time.Duration
+}
+
+// BuildResult is how a build ended.
+type BuildResult struct {
+	// Outcome is Jenkins' result (SUCCESS, UNSTABLE, FAILURE, ABORTED,
+	// NOT_BUILT), or CANCELLED when the queue item was cancelled.
+	Outcome  string
+	Number   int
+	URL      string
+	Duration time.Duration
+}
+
+// Succeeded reports whether the build produced something usable.
+func (r BuildResult) Succeeded() bool { return r.Outcome == "SUCCESS" }
+
+// Step names in the job's state.
+const (
+	stepQueueItem = "jenkins_queue_item"
+	stepBuild     = "jenkins_build"
+)
+
+// Run builds ref of service and follows the build to its end, calling
+// report whenever there is news. It resumes from steps: a queue item or
+// build already recorded is followed, not triggered again.
+func (b *Builds) Run(ctx context.Context, service, ref string, steps Steps, report func(Progress)) (BuildResult, error) {
+	cfg, ok := b.Jobs[service]
+	if !ok {
+		return BuildResult{}, &Failure{Msg: fmt.Sprintf("No build job is configured for %s.", service)}
+	}
+	number, err := intStep(ctx, steps, stepBuild)
+	if err != nil {
+		return BuildResult{}, err
+	}
+	if number == 0 {
+		if number, err = b.queue(ctx, cfg, ref, steps, report); err != nil || number == 0 {
+			return BuildResult{Outcome: "CANCELLED"}, err
+		}
+	}
+	return b.follow(ctx, cfg, number, report)
+}
+
+// queue triggers the build (unless that was done already) and waits for it
+// to leave the Jenkins queue. It returns 0 when the item was cancelled.
+func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Steps, report func(Progress)) (int, error) {
+	id, err := intStep(ctx, steps, stepQueueItem)
+	if err != nil {
+		return 0, err
+	}
+	if id == 0 {
+		params := make(map[string]string, len(cfg.Params)+1)
+		for k, v := range cfg.Params {
+			params[k] = v
+		}
+		refParam := cfg.RefParam
+		if refParam == "" {
+			refParam = "BRANCH"
+		}
+		params[refParam] = ref
+		qid, err := b.Builder.Trigger(ctx, cfg.Job, params)
+		if err != nil {
+			return 0, explain(err, cfg.Job, "start")
+		}
+		id = int(qid)
+		if err := steps.Set(ctx, stepQueueItem, strconv.Itoa(id)); err != nil {
+			return 0, err
+		}
+	}
+	last := ""
+	for {
+		item, err := b.Builder.QueueItem(ctx, int64(id))
+		var he *jenkins.HTTPError
+		if errors.As(err, &he) && he.Status == http.StatusNotFound {
+			return 0, &Failure{
+				Msg: fmt.Sprintf("Jenkins no longer knows queue item %d of %s (it forgets items five minutes after they start); look for the build on the job's page.", id, cfg.Job),
+				Err: err,
+			}
+		}
+		if err != nil {
+			return 0, explain(err, cfg.Job, "follow")
+		}
+		switch {
+		case item.Cancelled:
+			return 0, nil
+		case item.Executable != nil && item.Executable.Number > 0:
+			if err := steps.Set(ctx, stepBuild, strconv.Itoa(item.Executable.Number)); err != nil {
+				return 0, err
+			}
+			return item.Executable.Number, nil
+		}
+		if stage := queueStage(item); stage != last {
+			report(Progress{Stage: stage})
+			last = stage
+		}
+		if err := sleep(ctx, b.poll()); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func queueStage(item jenkins.QueueItem) string {
+	switch item.Kind() {
+	case "WaitingItem":
+		return "queued in Jenkins"
+	case "BlockedItem":
+		if item.Why != "" {
+			return "blocked: " + item.Why
+		}
+		return "blocked"
+	case "BuildableItem":
+		return "waiting for an executor"
+	default:
+		return "starting"
+	}
+}
+
+func (b *Builds) follow(ctx context.Context, cfg BuildJob, number int, report func(Progress)) (BuildResult, error) {
+	reported := false
+	for {
+		build, err := b.Builder.Build(ctx, cfg.Job, number)
+		if err != nil {
+			return BuildResult{}, explain(err, cfg.Job, "follow")
+		}
+		if !build.Building && build.Result != "" {
+			return BuildResult{
+				Outcome:  build.Result,
+				Number:   build.Number,
+				URL:      build.URL,
+				Duration: time.Duration(build.Duration) * time.Millisecond,
+			}, nil
+		}
+		if !reported {
+			report(Progress{Stage: "building", Link: build.URL, LinkText: "#" + strconv.Itoa(build.Number)})
+			reported = true
+		}
+		if err := sleep(ctx, b.poll()); err != nil {
+			return BuildResult{}, err
+		}
+	}
+}
+
+func (b *Builds) poll() time.Duration {
+	if b.Poll <= 0 {
+		return 2 * time.Second
+	}
+	return b.Poll
+}
+
+// explain turns Jenkins' refusals into a Failure a user can act on; errors
+// worth retrying (5xx, network) are returned as they are.
+func explain(err error, job, doing string) error {
+	var he *jenkins.HTTPError
+	if !errors.As(err, &he) {
+		if errors.Is(err, jenkins.ErrNotQueued) {
+			return &Failure{Msg: fmt.Sprintf("Jenkins accepted the request for %s but did not queue a build; is the job parameterized?", job), Err: err}
+		}
+		return fmt.Errorf("deploy: %s %s: %w", doing, job, err)
+	}
+	if he.Temporary() {
+		return fmt.Errorf("deploy: %s %s: %w", doing, job, err)
+	}
+	var msg string
+	switch he.Status {
+	case http.StatusNotFound:
+		msg = fmt.Sprintf("Jenkins has no job %s (or deploybot may not see it).", job)
+	case http.StatusConflict:
+		msg = fmt.Sprintf("Jenkins says %s is not buildable; is it disabled?", job)
+	case http.StatusBadRequest:
+		msg = fmt.Sprintf("Jenkins refused the build request for %s; check the job's parameters against the service's config.", job)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		msg = fmt.Sprintf("Jenkins refused deploybot's credentials for %s.", job)
+	default:
+		msg = fmt.Sprintf("Jenkins answered %d to the request for %s.", he.Status, job)
+	}
+	return &Failure{Msg: msg, Err: err}
+}
+
+func intStep(ctx context.Context, steps Steps, name string) (int, error) {
+	v, err := steps.Get(ctx, name)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("deploy: step %s holds %q: %w", name, v, err)
+	}
+	return n, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
