@@ -218,18 +218,19 @@ func (b *Builds) poll() time.Duration {
 	return b.Poll
 }
 
-// explain turns Jenkins' refusals into a Failure a user can act on; errors
-// worth retrying (5xx, network) are returned as they are.
+// explain wraps a Jenkins error in a Failure whose text a user can act on.
+// The cause stays reachable with errors.As, so the worker still sees
+// whether it is worth retrying (5xx, network errors).
 func explain(err error, job, doing string) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var he *jenkins.HTTPError
 	if !errors.As(err, &he) {
 		if errors.Is(err, jenkins.ErrNotQueued) {
 			return &Failure{Msg: fmt.Sprintf("Jenkins accepted the request for %s but did not queue a build; is the job parameterized?", job), Err: err}
 		}
-		return fmt.Errorf("deploy: %s %s: %w", doing, job, err)
-	}
-	if he.Temporary() {
-		return fmt.Errorf("deploy: %s %s: %w", doing, job, err)
+		return &Failure{Msg: fmt.Sprintf("Jenkins could not be reached while deploybot tried to %s %s.", doing, job), Err: err}
 	}
 	var msg string
 	switch he.Status {
@@ -242,7 +243,7 @@ func explain(err error, job, doing string) error {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		msg = fmt.Sprintf("Jenkins refused deploybot's credentials for %s.", job)
 	default:
-		msg = fmt.Sprintf("Jenkins answered %d to the request for %s.", he.Status, job)
+		msg = fmt.Sprintf("Jenkins answered %d %s while deploybot tried to %s %s.", he.Status, http.StatusText(he.Status), doing, job)
 	}
 	return &Failure{Msg: msg, Err: err}
 }

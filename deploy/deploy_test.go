@@ -191,7 +191,10 @@ func TestServerErrorsStayRetryable(t *testing.T) {
 	_, err := b.Run(context.Background(), "api", "main", &memSteps{}, func(deploy.Progress) {})
 	var f *deploy.Failure
 	var he *jenkins.HTTPError
-	if errors.As(err, &f) || !errors.As(err, &he) || !he.Temporary() {
-		t.Fatalf("Run = %v, want a temporary HTTPError and no Failure", err)
+	if !errors.As(err, &he) || !he.Temporary() {
+		t.Fatalf("Run = %v, want a temporary HTTPError inside", err)
+	}
+	if !errors.As(err, &f) || !strings.Contains(f.Msg, "502") {
+		t.Fatalf("Run = %v, want a Failure naming the status", err)
 	}
 }
