@@ -1,0 +1,180 @@
+// Package bot is deploybot's Slack front: the HTTP handlers for slash
+// commands, button clicks and events, the signature check, the ack that
+// always comes within Slack's three seconds, Block Kit rendering, and the
+// Slack Web API client the workers report through.
+//
+// The responder never calls Jenkins, Vault or any other backend: it
+// verifies, parses, checks permission, de-duplicates, writes one job to the
+// queue and answers.
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/seed-5eb4e92e/deploybot/commands"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// Queue is what the responder needs of the job queue.
+type Queue interface {
+	Enqueue(ctx context.Context, job queue.Job, dd queue.Dedupe) (queue.Enqueued, error)
+	Record(ctx context.Context, id string) (queue.Record, error)
+	Recent(ctx context.Context, service string, n int64) ([]queue.Record, error)
+}
+
+// Authorizer decides whether a Slack user may have a permission.
+type Authorizer interface {
+	Check(ctx context.Context, user string, perm commands.Permission) error
+}
+
+// FollowUpper sends a message to a response_url after the ack.
+type FollowUpper interface {
+	FollowUp(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error
+}
+
+// Config tunes the responder. Defaults are on the fields.
+type Config struct {
+	// SigningSecret verifies requests (v0 HMAC-SHA256). Required.
+	SigningSecret string
+	// AckTimeout bounds the whole ack path, well inside Slack's 3 s.
+	// Default 2s.
+	AckTimeout time.Duration
+	// DedupeWindow is how long the same command from the same user in the
+	// same channel is answered with the first job. Default 10s.
+	DedupeWindow time.Duration
+	// RetryWindow is how long a Retry button, once used, points at the job
+	// it started instead of starting another. Default 30 days.
+	RetryWindow time.Duration
+	// MaxBody caps request bodies. Default 1 MiB.
+	MaxBody int64
+	// Recent is how many jobs /deploy status lists. Default 10.
+	Recent int64
+}
+
+func (c Config) withDefaults() Config {
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 2 * time.Second
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 10 * time.Second
+	}
+	if c.RetryWindow <= 0 {
+		c.RetryWindow = 30 * 24 * time.Hour
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.Recent <= 0 {
+		c.Recent = 10
+	}
+	return c
+}
+
+// Responder answers Slack's requests.
+type Responder struct {
+	cfg     Config
+	table   *commands.Table
+	catalog commands.Catalog
+	q       Queue
+	auth    Authorizer
+	follow  FollowUpper
+	health  *Health
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	bg      sync.WaitGroup
+	handler http.Handler
+}
+
+// New returns a responder. follow may be nil when no follow-ups can be sent.
+func New(cfg Config, table *commands.Table, catalog commands.Catalog, q Queue, auth Authorizer,
+	follow FollowUpper, health *Health, m *Metrics, log *slog.Logger) (*Responder, error) {
+	if cfg.SigningSecret == "" {
+		return nil, errors.New("bot: a signing secret is required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if health == nil {
+		health = NewHealth(HealthInput{})
+	}
+	r := &Responder{
+		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: q, auth: auth, follow: follow,
+		health: health, metrics: m, log: log, now: time.Now,
+	}
+	r.handler = r.routes()
+	return r, nil
+}
+
+// Handler serves the Slack endpoints and the health checks.
+func (r *Responder) Handler() http.Handler { return r.handler }
+
+func (r *Responder) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /slack/commands", r.timed("commands", r.handleCommand))
+	mux.Handle("POST /slack/interactions", r.timed("interactions", r.handleInteraction))
+	mux.Handle("POST /slack/events", r.timed("events", r.handleEvent))
+	mux.HandleFunc("GET /healthz", r.health.ServeHealthz)
+	mux.HandleFunc("GET /readyz", r.health.ServeReadyz)
+	return mux
+}
+
+// Wait blocks until follow-ups sent after acks are done.
+func (r *Responder) Wait() { r.bg.Wait() }
+
+// outcome is what a handler did, for metrics and logs.
+type outcome string
+
+func (r *Responder) timed(endpoint string, h func(http.ResponseWriter, *http.Request) outcome) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		out := h(w, req)
+		r.metrics.ack.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+		r.metrics.requests.WithLabelValues(endpoint, string(out)).Inc()
+	})
+}
+
+// ephemeral is a slash-command answer only the requester sees.
+type ephemeral struct {
+	ResponseType string        `json:"response_type"`
+	Text         string        `json:"text"`
+	Blocks       []slack.Block `json:"blocks,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func reply(w http.ResponseWriter, text string) {
+	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: text,
+		Blocks: []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}})
+}
+
+// followUp sends msg to a response_url after the ack, without holding it up.
+func (r *Responder) followUp(responseURL, text string, log *slog.Logger) {
+	if r.follow == nil || responseURL == "" {
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: text}
+		if err := r.follow.FollowUp(ctx, responseURL, msg); err != nil {
+			log.Warn("follow-up failed", "err", err)
+		}
+	}()
+}

@@ -1,0 +1,125 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) outcome {
+	body, out := r.readSigned(w, req)
+	if out != "" {
+		return out
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return "bad_request"
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil || cb.User.ID == "" {
+		http.Error(w, "not an interaction payload", http.StatusBadRequest)
+		return "bad_request"
+	}
+	if cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) == 0 {
+		w.WriteHeader(http.StatusOK)
+		return "ignored"
+	}
+	act := cb.ActionCallback.BlockActions[0]
+	if act.ActionID != ActionRetry {
+		w.WriteHeader(http.StatusOK)
+		return "ignored"
+	}
+	out = r.retry(req.Context(), cb, act.Value)
+	w.WriteHeader(http.StatusOK)
+	return out
+}
+
+// retry queues the job a Retry button names again, once per button:
+// however many times the click arrives, and whoever clicks, the job is
+// retried once and later clicks point at that retry.
+func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id string) outcome {
+	user := cb.User.ID
+	log := r.log.With("user", user, "command", "retry", "retry_of", id)
+	tell := func(text string) { r.followUp(cb.ResponseURL, text, log) }
+	if !queue.ValidID(id) {
+		log.Warn("retry button with a bad job id")
+		tell("That button does not name a job I know.")
+		return "bad_request"
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+	defer cancel()
+	orig, err := r.q.Record(ctx, id)
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		tell(fmt.Sprintf("Job `%s` is no longer known (job records are kept for a limited time); run the command again.", id))
+		return "usage"
+	case err != nil:
+		text, out := r.unavailable(err, log)
+		tell(text)
+		return out
+	}
+	if err := r.auth.Check(ctx, user, orig.Job.Request.Permission()); err != nil {
+		var d *authz.Denied
+		if errors.As(err, &d) {
+			tell("⛔ Not allowed: " + d.Error() + ".")
+			return "denied"
+		}
+		tell("⚠️ I could not check your permissions just now, so nothing was started.")
+		return "unavailable"
+	}
+	if !orig.State.Final() || orig.State == queue.StateSucceeded {
+		tell(fmt.Sprintf("Job `%s` is %s; there is nothing to retry.", id, orig.State))
+		return "usage"
+	}
+	job := orig.Job
+	job.ID, job.RetryOf, job.User, job.Attempt = "", id, user, 0
+	job.CreatedAt, job.ResponseURL = r.now(), cb.ResponseURL
+	res, err := r.enqueue(ctx, job, queue.Dedupe{Key: "retry:" + id, TTL: r.cfg.RetryWindow})
+	if err != nil {
+		text, out := r.unavailable(err, log)
+		tell(text)
+		return out
+	}
+	if res.Duplicate {
+		tell(fmt.Sprintf("Job `%s` was already retried as job `%s`.", id, res.ID))
+		return "duplicate"
+	}
+	log.Info("retry queued", "job_id", res.ID)
+	tell(fmt.Sprintf("🔁 Retrying %s — job `%s`.", describe(job.Request), res.ID))
+	return "queued"
+}
+
+func (r *Responder) handleEvent(w http.ResponseWriter, req *http.Request) outcome {
+	body, out := r.readSigned(w, req)
+	if out != "" {
+		return out
+	}
+	ev, err := slackevents.ParseEvent(json.RawMessage(body), slackevents.OptionNoVerifyToken())
+	if err != nil {
+		http.Error(w, "not an Events API payload", http.StatusBadRequest)
+		return "bad_request"
+	}
+	if ev.Type == slackevents.URLVerification {
+		var ch slackevents.ChallengeResponse
+		if err := json.Unmarshal(body, &ch); err != nil || ch.Challenge == "" {
+			http.Error(w, "no challenge", http.StatusBadRequest)
+			return "bad_request"
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(ch.Challenge))
+		return "challenge"
+	}
+	// No event types are handled yet; Slack only needs a 200.
+	w.WriteHeader(http.StatusOK)
+	return "ignored"
+}

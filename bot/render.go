@@ -1,0 +1,163 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// ActionRetry is the action_id of the Retry button; its value is the job ID.
+const ActionRetry = "retry"
+
+// escape makes user-typed text inert in mrkdwn: "<!channel>" in a ref must
+// not ping anybody.
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func link(url, text string) string {
+	if url == "" {
+		return text
+	}
+	return "<" + url + "|" + escape(text) + ">"
+}
+
+// title is "Build `api` @ `feature/login`".
+func title(rec queue.Record) string {
+	req := rec.Job.Request
+	var b strings.Builder
+	if req.Kind != "" {
+		b.WriteString(strings.ToUpper(req.Kind[:1]) + req.Kind[1:])
+	}
+	if req.Service != "" {
+		b.WriteString(" `" + escape(req.Service) + "`")
+	}
+	if req.Ref != "" {
+		b.WriteString(" @ `" + escape(req.Ref) + "`")
+	}
+	if req.Env != "" {
+		b.WriteString(" to `" + escape(req.Env) + "`")
+	}
+	return b.String()
+}
+
+// statusLine says where the job is, with an emoji a reader can scan.
+func statusLine(rec queue.Record) string {
+	build := link(rec.Link, rec.LinkText)
+	switch rec.State {
+	case queue.StateQueued:
+		return "⏳ queued"
+	case queue.StateRunning:
+		s := "🔄 " + escape(rec.Stage)
+		if rec.LinkText != "" && strings.HasPrefix(rec.Stage, "building") {
+			s += " " + build
+		}
+		return s
+	case queue.StateSucceeded:
+		s := "✅ *success*"
+		if rec.LinkText != "" {
+			s += " " + build
+		}
+		if d := rec.Finished.Sub(rec.Started); !rec.Started.IsZero() && d > 0 {
+			s += " in " + shortDuration(d)
+		}
+		return s
+	case queue.StateDead:
+		return "☠️ *gave up*: " + escape(rec.Error)
+	case queue.StateFailed:
+		if rec.Error != "" {
+			return "❌ *failed*: " + escape(rec.Error)
+		}
+		emoji := "❌"
+		switch rec.Result {
+		case "ABORTED", "CANCELLED", "NOT_BUILT":
+			emoji = "⛔"
+		case "UNSTABLE":
+			emoji = "⚠️"
+		}
+		s := emoji + " *" + strings.ToLower(escape(rec.Result)) + "*"
+		if rec.LinkText != "" {
+			s += " " + build + " — " + link(rec.Link+"console", "console")
+		}
+		return s
+	}
+	return escape(string(rec.State))
+}
+
+// JobMessage renders a job's message: what was asked, where it is, who
+// asked, and a Retry button once it failed. text is the notification
+// fallback.
+func JobMessage(rec queue.Record) (blocks []slack.Block, text string) {
+	head := title(rec) + " — " + statusLine(rec)
+	blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, head, false, false), nil, nil))
+
+	ctx := []string{fmt.Sprintf("Requested by <@%s>", escape(rec.Job.User)), "job `" + rec.Job.ID + "`"}
+	if rec.Job.Attempt > 1 {
+		ctx = append(ctx, fmt.Sprintf("attempt %d", rec.Job.Attempt))
+	}
+	if rec.Job.RetryOf != "" {
+		ctx = append(ctx, "retry of job `"+rec.Job.RetryOf+"`")
+	}
+	if rec.RetriedAs != "" {
+		ctx = append(ctx, fmt.Sprintf("🔁 retried by <@%s> as job `%s`", escape(rec.RetriedBy), rec.RetriedAs))
+	}
+	blocks = append(blocks, slack.NewContextBlock("job-context",
+		slack.NewTextBlockObject(slack.MarkdownType, strings.Join(ctx, " · "), false, false)))
+
+	if (rec.State == queue.StateFailed || rec.State == queue.StateDead) && rec.RetriedAs == "" {
+		btn := slack.NewButtonBlockElement(ActionRetry, rec.Job.ID, slack.NewTextBlockObject(slack.PlainTextType, "Retry", false, false))
+		btn.Style = slack.StylePrimary
+		blocks = append(blocks, slack.NewActionBlock("job-actions", btn))
+	}
+	return blocks, plainFallback(rec)
+}
+
+func plainFallback(rec queue.Record) string {
+	s := rec.Job.Request.String() + ": " + string(rec.State)
+	if rec.Stage != "" {
+		s += " (" + rec.Stage + ")"
+	}
+	if rec.Result != "" {
+		s += " " + rec.Result
+	}
+	return s
+}
+
+// StatusMessage lists recent jobs, newest first. now is passed in so the
+// ages are testable.
+func StatusMessage(service string, recs []queue.Record, now time.Time) []slack.Block {
+	head := "*Recent jobs*"
+	if service != "" {
+		head = "*Recent jobs for `" + escape(service) + "`*"
+	}
+	if len(recs) == 0 {
+		head += "\nNo jobs yet."
+		return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, head, false, false), nil, nil)}
+	}
+	lines := []string{head}
+	for _, r := range recs {
+		lines = append(lines, fmt.Sprintf("• %s — %s · <@%s> · %s ago · job `%s`",
+			title(r), statusLine(r), escape(r.Job.User), shortDuration(now.Sub(r.Job.CreatedAt)), r.Job.ID))
+	}
+	return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.Join(lines, "\n"), false, false), nil, nil)}
+}
+
+// shortDuration is "42s", "3m12s", "2h5m", "3d".
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	default:
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+}

@@ -1,0 +1,65 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/slack-go/slack"
+
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// Reporter shows jobs in Slack: one message per job, posted when the job
+// starts and updated in place, with details in its thread. It satisfies
+// worker.Reporter.
+type Reporter struct {
+	slack *Slack
+	log   *slog.Logger
+}
+
+// NewReporter returns a Reporter posting through s.
+func NewReporter(s *Slack, log *slog.Logger) *Reporter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reporter{slack: s, log: log}
+}
+
+// Report posts the job's message, or updates it when it exists. If the bot
+// may not post in the channel, the requester is told through the
+// response_url instead — when the job starts and when it ends.
+func (r *Reporter) Report(ctx context.Context, rec queue.Record) (string, error) {
+	blocks, text := JobMessage(rec)
+	if rec.MessageTS != "" {
+		r.slack.Update(rec.Channel, rec.MessageTS, text, blocks)
+		return rec.MessageTS, nil
+	}
+	ts, err := r.slack.Post(ctx, rec.Channel, text, blocks)
+	if err == nil || !ChannelUnavailable(err) || rec.Job.ResponseURL == "" {
+		return ts, err
+	}
+	var msg *slack.WebhookMessage
+	switch {
+	case rec.State.Final():
+		msg = &slack.WebhookMessage{ResponseType: "ephemeral", Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}
+	case rec.Stage == "starting":
+		msg = &slack.WebhookMessage{ResponseType: "ephemeral", Text: fmt.Sprintf(
+			"I can't post in this channel, so I can't show job `%s` as it runs. Invite me with `/invite @deploybot`; I'll tell you here how it ends.", rec.Job.ID)}
+	default:
+		return "", err
+	}
+	if ferr := r.slack.FollowUp(ctx, rec.Job.ResponseURL, msg); ferr != nil {
+		r.log.Warn("follow-up after a channel refusal failed", "job_id", rec.Job.ID, "err", ferr)
+	}
+	return "", err
+}
+
+// Note adds text to the thread of the job's message, if it has one.
+func (r *Reporter) Note(_ context.Context, rec queue.Record, text string) error {
+	if rec.MessageTS == "" {
+		return nil
+	}
+	r.slack.Reply(rec.Channel, rec.MessageTS, text)
+	return nil
+}

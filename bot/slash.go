@@ -1,0 +1,198 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/slack-go/slack"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/commands"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// readSigned reads a capped body and checks Slack's signature over it. It
+// writes the error response itself and returns a non-empty outcome when the
+// request must go no further.
+func (r *Responder) readSigned(w http.ResponseWriter, req *http.Request) ([]byte, outcome) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return nil, "too_large"
+		}
+		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		return nil, "bad_request"
+	}
+	sv, err := slack.NewSecretsVerifier(req.Header, r.cfg.SigningSecret)
+	if err == nil {
+		_, _ = sv.Write(body)
+		err = sv.Ensure()
+	}
+	if err != nil {
+		r.log.Warn("refused a request with a bad or missing Slack signature", "path", req.URL.Path, "reason", err.Error())
+		http.Error(w, "invalid request signature", http.StatusUnauthorized)
+		return nil, "unauthorized"
+	}
+	return body, ""
+}
+
+func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outcome {
+	body, out := r.readSigned(w, req)
+	if out != "" {
+		return out
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || form.Get("user_id") == "" {
+		http.Error(w, "not a slash command payload", http.StatusBadRequest)
+		return "bad_request"
+	}
+	cmd := slack.SlashCommand{
+		TeamID: form.Get("team_id"), ChannelID: form.Get("channel_id"), UserID: form.Get("user_id"),
+		Command: form.Get("command"), Text: form.Get("text"), ResponseURL: form.Get("response_url"),
+	}
+	words := strings.Fields(cmd.Text)
+	verb := "help"
+	if len(words) > 0 {
+		verb = strings.ToLower(words[0])
+	}
+	log := r.log.With("user", cmd.UserID, "command", verb)
+	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.AckTimeout)
+	defer cancel()
+
+	parsed, err := r.table.Parse(cmd.Text, r.catalog)
+	if err != nil {
+		var ue *commands.UsageError
+		if errors.As(err, &ue) {
+			reply(w, ue.Error())
+			return "usage"
+		}
+		reply(w, "I could not read that command.")
+		return "usage"
+	}
+	switch parsed.Kind {
+	case "help":
+		reply(w, r.table.Help(parsed.Topic, r.catalog))
+		return "help"
+	case "status":
+		return r.status(ctx, w, parsed, log)
+	}
+	if err := r.auth.Check(ctx, cmd.UserID, parsed.Permission()); err != nil {
+		return r.denied(w, err, log)
+	}
+	slash := cmd.Command
+	if slash == "" {
+		slash = r.table.Slash
+	}
+	job := queue.Job{
+		Request: parsed, Text: strings.TrimSpace(slash + " " + cmd.Text), User: cmd.UserID,
+		Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now(),
+	}
+	dd := queue.Dedupe{
+		Key: dedupeKey("cmd", cmd.TeamID, cmd.UserID, cmd.ChannelID, parsed.Kind, parsed.Service, parsed.Ref, parsed.Env),
+		TTL: r.cfg.DedupeWindow,
+	}
+	res, err := r.enqueue(ctx, job, dd)
+	if err != nil {
+		text, out := r.unavailable(err, log)
+		reply(w, text)
+		return out
+	}
+	what := describe(parsed)
+	if res.Duplicate {
+		log.Info("duplicate command answered with the existing job", "job_id", res.ID)
+		reply(w, fmt.Sprintf("Already queued: %s — job `%s`. The same command arrived twice within %s, so I started it once.",
+			what, res.ID, r.cfg.DedupeWindow))
+		return "duplicate"
+	}
+	log.Info("job queued", "job_id", res.ID)
+	reply(w, fmt.Sprintf("⏳ Queued %s — job `%s`. I'll follow it in this channel.", what, res.ID))
+	return "queued"
+}
+
+// describe is "build of api@feature/login".
+func describe(req commands.Request) string {
+	s := req.Kind + " of " + escape(req.Service)
+	if req.Ref != "" {
+		s += "@" + escape(req.Ref)
+	}
+	if req.Env != "" {
+		s += " to " + escape(req.Env)
+	}
+	return s
+}
+
+func (r *Responder) status(ctx context.Context, w http.ResponseWriter, req commands.Request, log *slog.Logger) outcome {
+	recs, err := r.q.Recent(ctx, req.Service, r.cfg.Recent)
+	if err != nil {
+		r.health.Fail(err)
+		log.Error("read recent jobs", "err", err)
+		reply(w, "⚠️ I can't read the job history right now: the job queue (Redis) is not answering. Try again in a minute.")
+		return "unavailable"
+	}
+	blocks := StatusMessage(req.Service, recs, r.now())
+	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: "Recent jobs", Blocks: blocks})
+	return "status"
+}
+
+func (r *Responder) denied(w http.ResponseWriter, err error, log *slog.Logger) outcome {
+	var d *authz.Denied
+	if errors.As(err, &d) {
+		log.Info("request denied", "permission", d.Permission.String())
+		reply(w, "⛔ Not allowed: "+d.Error()+".")
+		return "denied"
+	}
+	log.Error("permission check failed", "err", err)
+	reply(w, "⚠️ I could not check your permissions just now, so nothing was started. Try again in a minute.")
+	return "unavailable"
+}
+
+// unavailable explains a failed enqueue. Nothing was started in every case:
+// Redis refuses a write that arrives after the ack deadline.
+func (r *Responder) unavailable(err error, log *slog.Logger) (string, outcome) {
+	if errors.Is(err, queue.ErrFull) {
+		log.Warn("queue full; request refused")
+		return "⚠️ Nothing was started: too many jobs are already waiting. Try again in a few minutes.", "full"
+	}
+	r.health.Fail(err)
+	log.Error("enqueue failed; nothing was started", "err", err)
+	return "⚠️ Nothing was started: the job queue (Redis) did not answer in time. Try again in a minute.", "unavailable"
+}
+
+// enqueue writes the job, giving up when ctx ends. Giving up is safe: the
+// queue refuses writes that reach Redis after the deadline.
+func (r *Responder) enqueue(ctx context.Context, job queue.Job, dd queue.Dedupe) (queue.Enqueued, error) {
+	type result struct {
+		res queue.Enqueued
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := r.q.Enqueue(ctx, job, dd)
+		ch <- result{res, err}
+	}()
+	select {
+	case x := <-ch:
+		return x.res, x.err
+	case <-ctx.Done():
+		return queue.Enqueued{}, ctx.Err()
+	}
+}
+
+func dedupeKey(kind string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return kind + ":" + hex.EncodeToString(h.Sum(nil))[:32]
+}
