@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,6 +31,25 @@ var testCatalog = commands.Catalog{
 	Environments: []string{"dev", "staging", "prod"},
 }
 
+// loopbackOnly is an HTTP client that cannot leave the machine: recorded
+// payloads carry real hooks.slack.com response_urls, and tests must never
+// reach the network.
+func loopbackOnly() *http.Client {
+	dialer := &net.Dialer{Timeout: time.Second}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return nil, fmt.Errorf("test client: refusing to dial %s", addr)
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
 type fixture struct {
 	r      *Responder
 	q      *queue.Queue
@@ -48,7 +69,7 @@ func newFixtureWithQueue(t testing.TB, q *queue.Queue, reg *prometheus.Registry,
 	fake := slacktest.Start("xoxb-test")
 	t.Cleanup(fake.Close)
 	m := NewMetrics(reg)
-	s, err := NewSlack(SlackConfig{Token: "xoxb-test", APIURL: fake.URL, Interval: time.Millisecond}, nil, m, nil)
+	s, err := NewSlack(SlackConfig{Token: "xoxb-test", APIURL: fake.URL, Interval: time.Millisecond}, loopbackOnly(), m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

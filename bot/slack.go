@@ -140,6 +140,18 @@ func (s *Slack) Stop(ctx context.Context) {
 	s.cancel()
 }
 
+// Idle reports whether no call is queued or in flight.
+func (s *Slack) Idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.channels {
+		if q.running {
+			return false
+		}
+	}
+	return true
+}
+
 // Post sends a new message and returns its timestamp once Slack has it.
 func (s *Slack) Post(ctx context.Context, channel, text string, blocks []slack.Block) (string, error) {
 	o := &op{kind: opPost, channel: channel, text: text, blocks: blocks, done: make(chan opResult, 1)}

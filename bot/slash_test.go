@@ -140,7 +140,7 @@ func TestBadInputIsAnsweredAndQueuesNothing(t *testing.T) {
 		{"build api ../etc", "not a valid git ref"},
 		{"buidl api", "Did you mean `/deploy build`?"},
 		{"", "Commands:"},
-		{"help build", "/deploy build <service> [ref]"},
+		{"help build", "/deploy build &lt;service&gt; [ref]"},
 	}
 	for _, tc := range tests {
 		a := answer(t, f.do(t, "/slack/commands", slashBody(t, tc.text, ""), nil))

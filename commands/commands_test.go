@@ -102,7 +102,7 @@ func TestUsageErrorCarriesUsage(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("want *UsageError, got %v", err)
 	}
-	if !strings.Contains(ue.Usage, "/deploy build <service> [ref]") {
+	if !strings.Contains(ue.Usage, "/deploy build &lt;service&gt; [ref]") {
 		t.Fatalf("usage = %q, want the build synopsis", ue.Usage)
 	}
 }

@@ -117,7 +117,7 @@ func (t *Table) names() []string {
 func (t *Table) usage(c Command) string {
 	line := "Usage: `" + t.Slash + " " + c.Name
 	if c.Args != "" {
-		line += " " + c.Args
+		line += " " + escapeMrkdwn(c.Args)
 	}
 	line += "`"
 	if c.Example != "" {
@@ -138,7 +138,7 @@ func (t *Table) Help(topic string, cat Catalog) string {
 		for _, c := range t.cmds {
 			line := "• `" + t.Slash + " " + c.Name
 			if c.Args != "" {
-				line += " " + c.Args
+				line += " " + escapeMrkdwn(c.Args)
 			}
 			b.WriteString(line + "` — " + c.Summary + "\n")
 		}
@@ -149,4 +149,10 @@ func (t *Table) Help(topic string, cat Catalog) string {
 		b.WriteString("No services are configured yet.")
 	}
 	return b.String()
+}
+
+// escapeMrkdwn escapes what Slack's mrkdwn would read as markup: "<service>"
+// must show as text, not become a link.
+func escapeMrkdwn(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }

@@ -164,8 +164,10 @@ func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Step
 			report(Progress{Stage: stage})
 			last = stage
 		}
-		if err := sleep(ctx, b.poll()); err != nil {
-			return 0, err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(b.poll()):
 		}
 	}
 }
@@ -205,8 +207,10 @@ func (b *Builds) follow(ctx context.Context, cfg BuildJob, number int, report fu
 			report(Progress{Stage: "building", Link: build.URL, LinkText: "#" + strconv.Itoa(build.Number)})
 			reported = true
 		}
-		if err := sleep(ctx, b.poll()); err != nil {
-			return BuildResult{}, err
+		select {
+		case <-ctx.Done():
+			return BuildResult{}, ctx.Err()
+		case <-time.After(b.poll()):
 		}
 	}
 }
@@ -258,15 +262,4 @@ func intStep(ctx context.Context, steps Steps, name string) (int, error) {
 		return 0, fmt.Errorf("deploy: step %s holds %q: %w", name, v, err)
 	}
 	return n, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

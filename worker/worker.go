@@ -179,7 +179,10 @@ func (p *Pool) loop(ctx, jobCtx context.Context, consumer string) {
 				return
 			}
 			p.log.Error("queue read failed", "consumer", consumer, "err", err)
-			_ = sleep(ctx, backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
 			backoff = min(backoff*2, 10*time.Second)
 			continue
 		case d == nil:
@@ -201,17 +204,6 @@ func (p *Pool) loop(ctx, jobCtx context.Context, consumer string) {
 		p.busy--
 		p.idle.Broadcast()
 		p.mu.Unlock()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

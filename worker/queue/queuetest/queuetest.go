@@ -25,38 +25,51 @@ import (
 // under the prefix are deleted when the test ends.
 func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	prefix := Prefix(t)
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		if os.Getenv("DEPLOYBOT_REQUIRE_REDIS") == "1" {
-			t.Fatal("DEPLOYBOT_REQUIRE_REDIS=1 but REDIS_URL is not set")
-		}
-		m := miniredis.RunT(t)
-		rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
-		t.Cleanup(func() { rdb.Close() })
-		return rdb, prefix
-	}
+	url, prefix := URL(t)
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatalf("REDIS_URL: %v", err)
 	}
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb, prefix
+}
+
+// URL returns a Redis URL for the test and a key prefix of its own: the
+// server in REDIS_URL, or a new in-process one. Keys under the prefix are
+// deleted when the test ends.
+func URL(t testing.TB) (url, prefix string) {
+	t.Helper()
+	prefix = Prefix(t)
+	url = os.Getenv("REDIS_URL")
+	if url == "" {
+		if os.Getenv("DEPLOYBOT_REQUIRE_REDIS") == "1" {
+			t.Fatal("DEPLOYBOT_REQUIRE_REDIS=1 but REDIS_URL is not set")
+		}
+		return "redis://" + miniredis.RunT(t).Addr(), prefix
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
 		t.Fatalf("REDIS_URL=%s does not answer: %v", url, err)
 	}
 	t.Cleanup(func() {
+		defer rdb.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		iter := rdb.Scan(ctx, 0, "{"+prefix+"}:*", 500).Iterator()
 		for iter.Next(ctx) {
 			rdb.Del(ctx, iter.Val())
 		}
-		rdb.Close()
 	})
-	return rdb, prefix
+	return url, prefix
 }
 
 // Real reports whether tests run against a real Redis server.

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/commands"
+)
+
+// nameRE is what a service or environment may be called: it ends up in
+// Redis keys, Jenkins parameters and (later) Marathon app ids.
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// check validates the config as the roles will use it. Problems stop the
+// process; warnings are worth a look.
+func (l *loaded) check() {
+	c := &l.cfg
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			l.bad("listen", "DEPLOYBOT_LISTEN", "%q is not host:port (e.g. :8080)", c.Listen)
+		}
+	}
+	if c.SlashCommand != "" && (!strings.HasPrefix(c.SlashCommand, "/") || strings.ContainsAny(c.SlashCommand, " \t")) {
+		l.bad("slash_command", "", "%q must start with / and have no spaces", c.SlashCommand)
+	}
+	l.checkSlack()
+	l.checkRedis()
+	l.checkJenkins()
+	envs := map[string]bool{}
+	for i, e := range c.Environments {
+		path := fmt.Sprintf("environments.%d", i)
+		switch {
+		case !nameRE.MatchString(e):
+			l.bad(path, "", "%q is not a valid name (lower-case letters, digits and -)", e)
+		case envs[e]:
+			l.bad(path, "", "%q is listed twice", e)
+		}
+		envs[e] = true
+	}
+	for _, name := range sortedKeys(c.Services) {
+		l.checkService(name, c.Services[name])
+	}
+	if len(c.Services) == 0 {
+		l.warn("services", "no services are configured; every command will answer that it knows none")
+	}
+	l.checkPolicy()
+}
+
+func (l *loaded) checkSlack() {
+	s := &l.cfg.Slack
+	if s.APIURL != "" {
+		if u, err := url.Parse(s.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			l.bad("slack.api_url", "SLACK_API_URL", "%q is not an absolute http(s) URL", s.APIURL)
+		}
+	}
+	if _, err := secret(s.SigningSecret, s.SigningSecretFile); err != nil {
+		l.bad("slack.signing_secret_file", "", "cannot read it: %v", err)
+	} else if s.SigningSecret == "" && s.SigningSecretFile == "" {
+		l.warn("slack", "no signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file; serve and responder refuse to start without one")
+	}
+	if _, err := secret(s.BotToken, s.BotTokenFile); err != nil {
+		l.bad("slack.bot_token_file", "", "cannot read it: %v", err)
+	} else if s.BotToken == "" && s.BotTokenFile == "" {
+		l.warn("slack", "no bot token: set SLACK_BOT_TOKEN or slack.bot_token_file; serve and worker refuse to start without one")
+	}
+	if s.SigningSecret != "" && !l.envSet("SLACK_SIGNING_SECRET") {
+		l.warn("slack.signing_secret", "a secret in the config file; prefer SLACK_SIGNING_SECRET or signing_secret_file")
+	}
+	if s.BotToken != "" && !l.envSet("SLACK_BOT_TOKEN") {
+		l.warn("slack.bot_token", "a secret in the config file; prefer SLACK_BOT_TOKEN or bot_token_file")
+	}
+}
+
+func (l *loaded) envSet(name string) bool { _, ok := l.fromEnv[name]; return ok }
+
+func (l *loaded) checkRedis() {
+	r := l.cfg.Redis
+	if r.URL != "" {
+		if _, err := redis.ParseURL(r.URL); err != nil {
+			l.bad("redis.url", "REDIS_URL", "%v", err)
+		}
+	}
+	if r.Prefix != "" && strings.ContainsAny(r.Prefix, "{}: \t") {
+		l.bad("redis.prefix", "", "%q may not contain braces, colons or spaces (deploybot adds the hash tag itself)", r.Prefix)
+	}
+}
+
+func (l *loaded) checkJenkins() {
+	j := l.cfg.Jenkins
+	needed := false
+	for _, s := range l.cfg.Services {
+		needed = needed || s.Build.Job != ""
+	}
+	if j.URL == "" {
+		if needed {
+			l.bad("jenkins.url", "", "services have build jobs, so the Jenkins URL is required")
+		}
+		return
+	}
+	if _, err := jenkins.New(jenkins.Config{URL: j.URL}, nil, nil); err != nil {
+		l.bad("jenkins.url", "", "%v", strings.TrimPrefix(err.Error(), "jenkins: "))
+	}
+	if _, err := secret(j.APIToken, j.APITokenFile); err != nil {
+		l.bad("jenkins.api_token_file", "", "cannot read it: %v", err)
+	}
+	if j.User != "" && j.APIToken == "" && j.APITokenFile == "" {
+		l.warn("jenkins.user", "a user but no API token: set JENKINS_API_TOKEN or jenkins.api_token_file")
+	}
+	if j.APIToken != "" && !l.envSet("JENKINS_API_TOKEN") {
+		l.warn("jenkins.api_token", "a secret in the config file; prefer JENKINS_API_TOKEN or api_token_file")
+	}
+}
+
+func (l *loaded) checkService(name string, s svcCfg) {
+	base := "services." + name
+	if !nameRE.MatchString(name) {
+		l.bad(base, "", "%q is not a valid service name (lower-case letters, digits and -, at most 63)", name)
+	}
+	if s.DefaultRef != "" {
+		if err := commands.CheckRef(s.DefaultRef); err != nil {
+			l.bad(base+".default_ref", "", "%v", err)
+		}
+	}
+	if s.Build.Job == "" {
+		l.bad(base+".build.job", "", "required: the Jenkins job that builds %s (folders separated by /)", name)
+		return
+	}
+	if _, err := jenkins.JobPath(s.Build.Job); err != nil {
+		l.bad(base+".build.job", "", "%v", strings.TrimPrefix(err.Error(), "jenkins: "))
+	}
+	params := map[string]string{}
+	for k, v := range s.Build.Params {
+		params[k] = v
+	}
+	if s.Build.RefParam != "" {
+		params[s.Build.RefParam] = "main"
+	}
+	if err := jenkins.CheckParams(params); err != nil {
+		l.bad(base+".build", "", "%v", strings.TrimPrefix(err.Error(), "jenkins: "))
+	}
+}
+
+func (l *loaded) checkPolicy() {
+	p := l.cfg.Policy
+	if _, err := authz.NewStatic(p); err != nil {
+		l.bad("policy", "", "%v", strings.TrimPrefix(err.Error(), "authz: "))
+	}
+	if len(p.Rules) == 0 {
+		l.warn("policy", "no rules: everything is denied to everyone (the default); add groups and rules to let people build")
+	}
+	for g, users := range p.Groups {
+		for i, u := range users {
+			if !slackUserRE.MatchString(u) {
+				l.bad(fmt.Sprintf("policy.groups.%s.%d", g, i), "", "%q is not a Slack user ID (like U0123ABCD)", u)
+			}
+		}
+	}
+}
+
+var slackUserRE = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// runCheckConfig is `deploybot check-config --config FILE`.
+func runCheckConfig(path string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if path == "" {
+		fmt.Fprintln(stderr, "check-config: --config FILE (or DEPLOYBOT_CONFIG) is required")
+		return 2
+	}
+	l, err := loadConfig(path, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range l.warnings {
+		fmt.Fprintln(stderr, "warning: "+w.String())
+	}
+	for _, p := range l.problems {
+		fmt.Fprintln(stderr, p.String())
+	}
+	if len(l.problems) > 0 {
+		fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(l.problems))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d services, %d environments)\n", path, len(l.cfg.Services), len(l.cfg.Environments))
+	return 0
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+)
+
+// fileConfig is the YAML config file; examples/deploybot.yaml documents
+// every field. Zero values mean "the default".
+type fileConfig struct {
+	Listen       string            `yaml:"listen"`
+	SlashCommand string            `yaml:"slash_command"`
+	Slack        slackConfig       `yaml:"slack"`
+	Redis        redisConfig       `yaml:"redis"`
+	Responder    responderConfig   `yaml:"responder"`
+	Queue        queueConfig       `yaml:"queue"`
+	Worker       workerConfig      `yaml:"worker"`
+	Jenkins      jenkinsConfig     `yaml:"jenkins"`
+	Environments []string          `yaml:"environments"`
+	Services     map[string]svcCfg `yaml:"services"`
+	Policy       authz.Policy      `yaml:"policy"`
+}
+
+type slackConfig struct {
+	SigningSecret     string   `yaml:"signing_secret"`
+	SigningSecretFile string   `yaml:"signing_secret_file"`
+	BotToken          string   `yaml:"bot_token"`
+	BotTokenFile      string   `yaml:"bot_token_file"`
+	AppToken          string   `yaml:"app_token"`
+	APIURL            string   `yaml:"api_url"`
+	Interval          duration `yaml:"interval"`
+}
+
+type redisConfig struct {
+	URL    string `yaml:"url"`
+	Prefix string `yaml:"prefix"`
+}
+
+type responderConfig struct {
+	AckTimeout   duration `yaml:"ack_timeout"`
+	DedupeWindow duration `yaml:"dedupe_window"`
+	MaxBody      int64    `yaml:"max_body"`
+}
+
+type queueConfig struct {
+	Visibility    duration `yaml:"visibility_timeout"`
+	MaxDeliveries int64    `yaml:"max_deliveries"`
+	MaxBacklog    int64    `yaml:"max_backlog"`
+	RecordTTL     duration `yaml:"record_ttl"`
+}
+
+type workerConfig struct {
+	Concurrency   int      `yaml:"concurrency"`
+	JobTimeout    duration `yaml:"job_timeout"`
+	MaxAttempts   int      `yaml:"max_attempts"`
+	BackoffBase   duration `yaml:"backoff_base"`
+	BackoffMax    duration `yaml:"backoff_max"`
+	ShutdownGrace duration `yaml:"shutdown_grace"`
+}
+
+type jenkinsConfig struct {
+	URL          string   `yaml:"url"`
+	User         string   `yaml:"user"`
+	APIToken     string   `yaml:"api_token"`
+	APITokenFile string   `yaml:"api_token_file"`
+	PollInterval duration `yaml:"poll_interval"`
+	Timeout      duration `yaml:"timeout"`
+}
+
+type svcCfg struct {
+	DefaultRef string   `yaml:"default_ref"`
+	Build      buildCfg `yaml:"build"`
+}
+
+type buildCfg struct {
+	Job      string            `yaml:"job"`
+	RefParam string            `yaml:"ref_param"`
+	Params   map[string]string `yaml:"params"`
+}
+
+// duration is a time.Duration written as "90s" or "2m" in YAML.
+type duration time.Duration
+
+// UnmarshalYAML reports a bad duration as a *yaml.TypeError, so decoding
+// goes on and every other problem in the file is reported too.
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	switch {
+	case err != nil:
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration such as 30s, 5m or 1h", n.Line, n.Value)}}
+	case v < 0:
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is negative", n.Line, n.Value)}}
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d duration) D() time.Duration { return time.Duration(d) }
+
+// problem is one thing wrong with a config, with where it is.
+type problem struct {
+	where string // "deploybot.yaml:12:5" or "environment"
+	path  string // "services.api.build.job"
+	msg   string
+}
+
+func (p problem) String() string {
+	if p.path == "" {
+		return p.where + ": " + p.msg
+	}
+	return p.where + ": " + p.path + ": " + p.msg
+}
+
+// loaded is a config file read and checked: the values, and where each
+// came from, so problems can point at lines.
+type loaded struct {
+	cfg      fileConfig
+	name     string
+	root     *yaml.Node
+	problems []problem
+	warnings []problem
+	// fromEnv names the settings the environment overrode.
+	fromEnv map[string]string
+}
+
+var (
+	yamlLineRE     = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type `)
+)
+
+// loadConfig reads path (empty: no file, defaults only), applies the
+// environment, and checks the result. An error means the file could not be
+// read at all; everything else is in problems.
+func loadConfig(path string, getenv func(string) string) (*loaded, error) {
+	l := &loaded{name: path, fromEnv: map[string]string{}}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(raw, &root); err != nil {
+			l.addYAMLError(err)
+			return l, nil
+		}
+		l.root = &root
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true) // a misspelt key is a problem, not silence
+		if err := dec.Decode(&l.cfg); err != nil && !errors.Is(err, io.EOF) {
+			l.addYAMLError(err)
+		}
+	}
+	l.applyEnv(getenv)
+	l.check()
+	return l, nil
+}
+
+func (l *loaded) addYAMLError(err error) {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		where := l.name
+		if g := yamlLineRE.FindStringSubmatch(m); g != nil {
+			where += ":" + g[1]
+			m = g[2]
+		}
+		if g := unknownFieldRE.FindStringSubmatch(m); g != nil {
+			m = fmt.Sprintf("unknown setting %q (misspelt, or in the wrong section?)", g[1])
+		}
+		l.problems = append(l.problems, problem{where: where, msg: m})
+	}
+}
+
+// applyEnv lets the environment override the file, as DESIGN.md promises.
+func (l *loaded) applyEnv(getenv func(string) string) {
+	set := func(env string, dst *string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+			l.fromEnv[env] = v
+		}
+	}
+	c := &l.cfg
+	set("DEPLOYBOT_LISTEN", &c.Listen)
+	set("SLACK_SIGNING_SECRET", &c.Slack.SigningSecret)
+	set("SLACK_BOT_TOKEN", &c.Slack.BotToken)
+	set("SLACK_APP_TOKEN", &c.Slack.AppToken)
+	set("SLACK_API_URL", &c.Slack.APIURL)
+	set("REDIS_URL", &c.Redis.URL)
+	set("JENKINS_API_TOKEN", &c.Jenkins.APIToken)
+}
+
+// at finds where path (keys separated by dots) is in the file.
+func (l *loaded) at(path string) string {
+	if l.root == nil || len(l.root.Content) == 0 {
+		return "config"
+	}
+	n := l.root.Content[0]
+	line, col := n.Line, n.Column
+	for _, key := range strings.Split(path, ".") {
+		next := (*yaml.Node)(nil)
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line, col = n.Content[i].Line, n.Content[i].Column
+					next = n.Content[i+1]
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+				line, col = next.Line, next.Column
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return fmt.Sprintf("%s:%d:%d", l.name, line, col)
+}
+
+// bad records a problem at path; env names the variable that supplied the
+// value, if one did.
+func (l *loaded) bad(path, env, format string, args ...any) {
+	where := l.at(path)
+	if _, ok := l.fromEnv[env]; ok && env != "" {
+		where = "environment " + env
+	}
+	l.problems = append(l.problems, problem{where: where, path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loaded) warn(path, format string, args ...any) {
+	l.warnings = append(l.warnings, problem{where: l.at(path), path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// secret returns a secret from its value or its file.
+func secret(value, file string) (string, error) {
+	if value != "" || file == "" {
+		return value, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(raw)), nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) string { return "" }
+
+func TestExampleConfigIsAccepted(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	code := runCheckConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), noEnv, &out, &errb)
+	if code != 0 {
+		t.Fatalf("check-config exit %d:\n%s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "ok (2 services, 3 environments)") {
+		t.Fatalf("output %q", out.String())
+	}
+	// Without secrets in the environment it warns, and says which.
+	if !strings.Contains(errb.String(), "SLACK_SIGNING_SECRET") {
+		t.Fatalf("no warning about the missing signing secret:\n%s", errb.String())
+	}
+	l, err := loadConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), func(k string) string {
+		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t"}[k]
+	})
+	if err != nil || len(l.problems)+len(l.warnings) != 0 {
+		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "deploybot.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckConfigReportsEachProblemWithItsLine(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `listen: "8080"
+slak:
+  interval: 1s
+worker:
+  job_timeout: forever
+jenkins:
+  url: https://user:pw@jenkins.example.com/
+services:
+  API:
+    build:
+      job: a
+  web:
+    default_ref: "a..b"
+    build:
+      job: "x//y"
+      params: {"bad name": x}
+environments: [dev, dev]
+policy:
+  groups:
+    sre: [alice]
+  rules:
+    - group: ghosts
+      allow: ["build:*"]
+`)
+	var out, errb bytes.Buffer
+	if code := runCheckConfig(path, noEnv, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		`deploybot.yaml:1:1: listen: "8080" is not host:port`,
+		`deploybot.yaml:2: unknown setting "slak"`,
+		`deploybot.yaml:5: "forever" is not a duration`,
+		`deploybot.yaml:7:3: jenkins.url: put credentials in user and api_token, not in the URL`,
+		`deploybot.yaml:9:3: services.API: "API" is not a valid service name`,
+		`deploybot.yaml:13:5: services.web.default_ref: "a..b" is not a valid git ref`,
+		`deploybot.yaml:15:7: services.web.build.job: bad job name "x//y"`,
+		`deploybot.yaml:14:5: services.web.build: bad parameter name "bad name"`,
+		`deploybot.yaml:17:21: environments.1: "dev" is listed twice`,
+		`deploybot.yaml:18:1: policy: rule 0 names group "ghosts"`,
+		`deploybot.yaml:20:11: policy.groups.sre.0: "alice" is not a Slack user ID`,
+		`problem(s)`,
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", errb.String())
+	}
+}
+
+func TestEnvironmentOverridesTheFile(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, "listen: \":9000\"\nredis:\n  url: redis://file:6379/0\n")
+	env := map[string]string{"DEPLOYBOT_LISTEN": "127.0.0.1:7000", "REDIS_URL": "not a url"}
+	l, err := loadConfig(path, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.cfg.Listen != "127.0.0.1:7000" || l.cfg.Redis.URL != "not a url" {
+		t.Fatalf("env did not override: %+v", l.cfg)
+	}
+	if len(l.problems) != 1 || !strings.HasPrefix(l.problems[0].String(), "environment REDIS_URL: redis.url:") {
+		t.Fatalf("problems = %v; want the bad REDIS_URL blamed on the environment", l.problems)
+	}
+}
+
+func TestSecretFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "secret")
+	if err := os.WriteFile(good, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "slack:\n  signing_secret_file: "+good+"\n  bot_token_file: "+filepath.Join(dir, "missing")+"\n")
+	l, err := loadConfig(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.problems) != 1 || !strings.Contains(l.problems[0].String(), "slack.bot_token_file: cannot read it") {
+		t.Fatalf("problems = %v", l.problems)
+	}
+	if s, _ := secret("", good); s != "s3cret" {
+		t.Fatalf("secret from file = %q", s)
+	}
+	for _, p := range append(l.problems, l.warnings...) {
+		if strings.Contains(p.String(), "s3cret") {
+			t.Fatalf("a problem shows the secret: %s", p)
+		}
+	}
+}
+
+func TestSecretsInTheFileAreWarnedAbout(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, "slack:\n  signing_secret: abc\n  bot_token: xoxb-1\n")
+	l, err := loadConfig(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned int
+	for _, w := range l.warnings {
+		if strings.Contains(w.String(), "a secret in the config file") {
+			warned++
+		}
+	}
+	if warned != 2 {
+		t.Fatalf("warnings = %v", l.warnings)
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/bot"
+	"github.com/seed-5eb4e92e/deploybot/commands"
+	"github.com/seed-5eb4e92e/deploybot/deploy"
+	"github.com/seed-5eb4e92e/deploybot/worker"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// role is what a process runs.
+type role string
+
+const (
+	roleServe     role = "serve"
+	roleResponder role = "responder"
+	roleWorker    role = "worker"
+	roleShell     role = "shell"
+)
+
+func (r role) responds() bool { return r != roleWorker }
+func (r role) works() bool    { return r != roleResponder }
+
+// app is a wired process: whichever of responder and workers its role runs,
+// and what they share.
+type app struct {
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	rdb       redis.UniversalClient
+	embedded  *miniredis.Miniredis
+	q         *queue.Queue
+	slack     *bot.Slack
+	health    *bot.Health
+	responder *bot.Responder
+	pool      *worker.Pool
+	handler   http.Handler
+}
+
+// wiring holds what differs between a real process and the shell or a
+// test: whom to trust, and how fast to poll.
+type wiring struct {
+	auth         bot.Authorizer
+	jenkinsHTTP  *http.Client
+	slackHTTP    *http.Client
+	pollInterval time.Duration
+	workerBlock  time.Duration
+}
+
+func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
+	c := &l.cfg
+	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.connectRedis(c.Redis.URL, r); err != nil {
+		return nil, err
+	}
+	q, err := queue.New(queue.Config{
+		Prefix:        c.Redis.Prefix,
+		Visibility:    c.Queue.Visibility.D(),
+		MaxDeliveries: c.Queue.MaxDeliveries,
+		MaxBacklog:    c.Queue.MaxBacklog,
+		RecordTTL:     c.Queue.RecordTTL.D(),
+	}, a.rdb, a.reg)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.q = q
+	metrics := bot.NewMetrics(a.reg)
+	botToken, err := secret(c.Slack.BotToken, c.Slack.BotTokenFile)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("slack bot token: %w", err)
+	}
+	if botToken == "" && r.works() && r != roleShell {
+		a.close()
+		return nil, errors.New("no Slack bot token: set SLACK_BOT_TOKEN or slack.bot_token_file")
+	}
+	a.slack, err = bot.NewSlack(bot.SlackConfig{Token: botToken, APIURL: c.Slack.APIURL, Interval: c.Slack.Interval.D()}, w.slackHTTP, metrics, log)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping})
+	auth := w.auth
+	if auth == nil {
+		static, err := authz.NewStatic(c.Policy)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		auth = static
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", a.health.ServeHealthz)
+	mux.HandleFunc("GET /readyz", a.health.ServeReadyz)
+	if r.responds() {
+		if err := a.wireResponder(l, auth, metrics); err != nil {
+			a.close()
+			return nil, err
+		}
+		mux.Handle("/slack/", a.responder.Handler())
+	}
+	if r.works() {
+		if err := a.wireWorkers(l, auth, w); err != nil {
+			a.close()
+			return nil, err
+		}
+	}
+	a.handler = mux
+	return a, nil
+}
+
+func (a *app) connectRedis(url string, r role) error {
+	if url == "" {
+		if r == roleResponder || r == roleWorker {
+			return errors.New("responder and worker must share one Redis: set REDIS_URL")
+		}
+		m, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		a.embedded = m
+		a.log.Warn("REDIS_URL is not set: using an embedded in-process Redis that keeps nothing across restarts; for development only", "addr", m.Addr())
+		url = "redis://" + m.Addr()
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	opts.ContextTimeoutEnabled = true // a slow Redis must not hold the ack past its deadline
+	a.rdb = redis.NewClient(opts)
+	return nil
+}
+
+func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) error {
+	c := &l.cfg
+	signing, err := secret(c.Slack.SigningSecret, c.Slack.SigningSecretFile)
+	if err != nil {
+		return fmt.Errorf("slack signing secret: %w", err)
+	}
+	if signing == "" {
+		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file")
+	}
+	table, err := commands.NewTable(c.SlashCommand, commands.Builtin())
+	if err != nil {
+		return err
+	}
+	a.responder, err = bot.New(bot.Config{
+		SigningSecret: signing,
+		AckTimeout:    c.Responder.AckTimeout.D(),
+		DedupeWindow:  c.Responder.DedupeWindow.D(),
+		RetryWindow:   c.Queue.RecordTTL.D(),
+		MaxBody:       c.Responder.MaxBody,
+	}, table, catalog(c), a.q, auth, a.slack, a.health, m, a.log)
+	return err
+}
+
+func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
+	c := &l.cfg
+	token, err := secret(c.Jenkins.APIToken, c.Jenkins.APITokenFile)
+	if err != nil {
+		return fmt.Errorf("jenkins api token: %w", err)
+	}
+	hc := w.jenkinsHTTP
+	if hc == nil {
+		timeout := c.Jenkins.Timeout.D()
+		if timeout == 0 {
+			timeout = 30 * time.Second
+		}
+		hc = &http.Client{Timeout: timeout}
+	}
+	runners := map[string]worker.Runner{}
+	if c.Jenkins.URL != "" {
+		jc, err := jenkins.New(jenkins.Config{URL: c.Jenkins.URL, User: c.Jenkins.User, APIToken: token}, hc, a.log)
+		if err != nil {
+			return err
+		}
+		jobs := map[string]deploy.BuildJob{}
+		for name, s := range c.Services {
+			jobs[name] = deploy.BuildJob{Job: s.Build.Job, RefParam: s.Build.RefParam, Params: s.Build.Params}
+		}
+		poll := c.Jenkins.PollInterval.D()
+		if w.pollInterval > 0 {
+			poll = w.pollInterval
+		}
+		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}}
+	}
+	a.pool = worker.New(worker.Config{
+		Concurrency: c.Worker.Concurrency,
+		JobTimeout:  c.Worker.JobTimeout.D(),
+		MaxAttempts: c.Worker.MaxAttempts,
+		BackoffBase: c.Worker.BackoffBase.D(),
+		BackoffMax:  c.Worker.BackoffMax.D(),
+		Grace:       c.Worker.ShutdownGrace.D(),
+		Block:       w.workerBlock,
+	}, a.q, runners, auth, bot.NewReporter(a.slack, a.log), a.log)
+	return nil
+}
+
+func catalog(c *fileConfig) commands.Catalog {
+	cat := commands.Catalog{Environments: c.Environments}
+	for _, name := range sortedKeys(c.Services) {
+		cat.Services = append(cat.Services, commands.Service{Name: name, DefaultRef: c.Services[name].DefaultRef})
+	}
+	return cat
+}
+
+func (a *app) close() {
+	if a.rdb != nil {
+		a.rdb.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+}
+
+// shutdown stops the app in the order that loses nothing: readiness goes
+// red, workers finish or hand back their jobs, queued Slack calls go out.
+func (a *app) shutdown(ctx context.Context) {
+	a.health.Drain()
+	if a.responder != nil {
+		a.responder.Wait()
+	}
+	a.slack.Stop(ctx)
+	a.health.Stop()
+	a.close()
+}
