@@ -74,46 +74,72 @@ func (q *Queue) Next(ctx context.Context, consumer string, block time.Duration) 
 	return nil, nil
 }
 
+// claimScanCalls bounds how many XAUTOCLAIM calls one Next makes. Redis
+// examines at most ten pending entries per call, so a job abandoned behind
+// many live ones is still found within a few calls.
+const claimScanCalls = 10
+
 // claim takes over one job whose holder has been silent for longer than the
-// visibility timeout.
+// visibility timeout. It follows XAUTOCLAIM's cursor, remembered per
+// consumer, so it walks the whole pending list rather than its head.
 func (q *Queue) claim(ctx context.Context, consumer string) (*Delivery, error) {
-	msgs, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream:   q.streamKey(),
-		Group:    q.cfg.Group,
-		Consumer: consumer,
-		MinIdle:  q.cfg.Visibility,
-		Start:    "0",
-		Count:    1,
-	}).Result()
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			return nil, q.Init(ctx)
-		}
-		return nil, fmt.Errorf("queue: claim: %w", err)
+	q.mu.Lock()
+	start := q.cursors[consumer]
+	q.mu.Unlock()
+	if start == "" {
+		start = "0-0"
 	}
-	for _, msg := range msgs {
-		pend, err := q.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: q.streamKey(), Group: q.cfg.Group, Start: msg.ID, End: msg.ID, Count: 1,
+	for i := 0; i < claimScanCalls; i++ {
+		msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream:   q.streamKey(),
+			Group:    q.cfg.Group,
+			Consumer: consumer,
+			MinIdle:  q.cfg.Visibility,
+			Start:    start,
+			Count:    1,
 		}).Result()
 		if err != nil {
-			return nil, fmt.Errorf("queue: pending %s: %w", msg.ID, err)
-		}
-		if len(pend) == 1 && pend[0].RetryCount > q.cfg.MaxDeliveries {
-			d := &Delivery{EntryID: msg.ID, Consumer: consumer, Reclaimed: true}
-			job, derr := decodeJob(msg)
-			d.Job = job
-			if derr != nil {
-				return nil, q.dropCorrupt(ctx, msg, derr)
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				return nil, q.Init(ctx)
 			}
-			reason := fmt.Sprintf("%d workers stopped while holding it", pend[0].RetryCount-1)
-			if err := q.Bury(ctx, d, reason); err != nil {
-				return nil, err
-			}
-			return nil, &PoisonError{Job: job, Reason: reason}
+			return nil, fmt.Errorf("queue: claim: %w", err)
 		}
-		return q.deliver(ctx, msg, consumer, true)
+		q.mu.Lock()
+		q.cursors[consumer] = next
+		q.mu.Unlock()
+		for _, msg := range msgs {
+			return q.claimed(ctx, msg, consumer)
+		}
+		if next == "0-0" || next == "" {
+			return nil, nil // the whole list was scanned
+		}
+		start = next
 	}
 	return nil, nil
+}
+
+// claimed finishes a claim: a job that keeps losing its workers is
+// dead-lettered instead of handed out again.
+func (q *Queue) claimed(ctx context.Context, msg redis.XMessage, consumer string) (*Delivery, error) {
+	pend, err := q.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: q.streamKey(), Group: q.cfg.Group, Start: msg.ID, End: msg.ID, Count: 1,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: pending %s: %w", msg.ID, err)
+	}
+	if len(pend) == 1 && pend[0].RetryCount > q.cfg.MaxDeliveries {
+		job, derr := decodeJob(msg)
+		if derr != nil {
+			return nil, q.dropCorrupt(ctx, msg, consumer, derr)
+		}
+		d := &Delivery{Job: job, EntryID: msg.ID, Consumer: consumer, Reclaimed: true}
+		reason := fmt.Sprintf("%d workers stopped while holding it", pend[0].RetryCount-1)
+		if err := q.Bury(ctx, d, reason); err != nil {
+			return nil, err
+		}
+		return nil, &PoisonError{Job: job, Reason: reason}
+	}
+	return q.deliver(ctx, msg, consumer, true)
 }
 
 // PoisonError reports a job that Next dead-lettered because the workers
@@ -123,6 +149,7 @@ type PoisonError struct {
 	Reason string
 }
 
+// Error says which job died and why.
 func (e *PoisonError) Error() string {
 	return fmt.Sprintf("queue: job %s dead-lettered: %s", e.Job.ID, e.Reason)
 }
@@ -130,7 +157,7 @@ func (e *PoisonError) Error() string {
 func (q *Queue) deliver(ctx context.Context, msg redis.XMessage, consumer string, reclaimed bool) (*Delivery, error) {
 	job, err := decodeJob(msg)
 	if err != nil {
-		return nil, q.dropCorrupt(ctx, msg, err)
+		return nil, q.dropCorrupt(ctx, msg, consumer, err)
 	}
 	q.metrics.jobs.WithLabelValues("started").Inc()
 	return &Delivery{Job: job, EntryID: msg.ID, Consumer: consumer, Reclaimed: reclaimed}, nil
@@ -138,10 +165,10 @@ func (q *Queue) deliver(ctx context.Context, msg redis.XMessage, consumer string
 
 // dropCorrupt moves an entry that cannot be decoded to the dead-letter
 // stream as it is, so it is kept for a human and never blocks the queue.
-func (q *Queue) dropCorrupt(ctx context.Context, msg redis.XMessage, cause error) error {
+func (q *Queue) dropCorrupt(ctx context.Context, msg redis.XMessage, consumer string, cause error) error {
 	raw, _ := msg.Values["job"].(string)
 	err := buryScript.Run(ctx, q.rdb, []string{q.streamKey(), q.deadKey()},
-		q.cfg.Group, msg.ID, raw, "undecodable entry: "+cause.Error(), q.cfg.DeadMaxLen).Err()
+		q.cfg.Group, msg.ID, consumer, raw, "undecodable entry: "+cause.Error(), q.cfg.DeadMaxLen).Err()
 	if err != nil {
 		return fmt.Errorf("queue: dead-letter undecodable %s: %w", msg.ID, err)
 	}
@@ -149,19 +176,26 @@ func (q *Queue) dropCorrupt(ctx context.Context, msg redis.XMessage, cause error
 	return cause
 }
 
-var extendScript = redis.NewScript(`
+// owns is the Lua prelude every script that ends or extends a delivery
+// starts with: the caller must still hold the entry (ARGV[1] group, ARGV[2]
+// entry ID, ARGV[3] consumer). A worker whose job was claimed by another
+// gets 0 back and must stop.
+const owns = `
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+`
+
+var extendScript = redis.NewScript(owns + `
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
 return 1
 `)
 
-// Extend is the worker's heartbeat: it resets the delivery's idle time so no
-// one claims it. It returns ErrLost if someone already has.
-func (q *Queue) Extend(ctx context.Context, d *Delivery) error {
-	ok, err := extendScript.Run(ctx, q.rdb, []string{q.streamKey()}, q.cfg.Group, d.EntryID, d.Consumer).Int()
+// runOwned runs an ownership-checked script and turns its 0 into ErrLost.
+func (q *Queue) runOwned(ctx context.Context, script *redis.Script, keys []string, d *Delivery, args ...any) error {
+	argv := append([]any{q.cfg.Group, d.EntryID, d.Consumer}, args...)
+	ok, err := script.Run(ctx, q.rdb, keys, argv...).Int()
 	if err != nil {
-		return fmt.Errorf("queue: extend %s: %w", d.Job.ID, err)
+		return err
 	}
 	if ok == 0 {
 		return ErrLost
@@ -169,28 +203,38 @@ func (q *Queue) Extend(ctx context.Context, d *Delivery) error {
 	return nil
 }
 
-var finishScript = redis.NewScript(`
-local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+// Extend is the worker's heartbeat: it resets the delivery's idle time so no
+// one claims it. It returns ErrLost if someone already has.
+func (q *Queue) Extend(ctx context.Context, d *Delivery) error {
+	if err := q.runOwned(ctx, extendScript, []string{q.streamKey()}, d); err != nil {
+		return fmt.Errorf("queue: extend %s: %w", d.Job.ID, err)
+	}
+	return nil
+}
+
+var finishScript = redis.NewScript(owns + `
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-return n
+return 1
 `)
 
 // Done removes a finished job from the queue; outcome ("succeeded" or
-// "failed") is counted in metrics.
+// "failed") is counted in metrics. It returns ErrLost if another worker
+// holds the job now.
 func (q *Queue) Done(ctx context.Context, d *Delivery, outcome string) error {
-	if err := finishScript.Run(ctx, q.rdb, []string{q.streamKey()}, q.cfg.Group, d.EntryID).Err(); err != nil {
+	if err := q.runOwned(ctx, finishScript, []string{q.streamKey()}, d); err != nil {
 		return fmt.Errorf("queue: ack %s: %w", d.Job.ID, err)
 	}
 	q.metrics.jobs.WithLabelValues(outcome).Inc()
 	return nil
 }
 
-var retryScript = redis.NewScript(`
+var retryScript = redis.NewScript(owns + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
 return 1
 `)
 
@@ -203,8 +247,7 @@ func (q *Queue) Retry(ctx context.Context, d *Delivery, delay time.Duration) err
 	if err != nil {
 		return fmt.Errorf("queue: encode job %s: %w", job.ID, err)
 	}
-	err = retryScript.Run(ctx, q.rdb, []string{q.streamKey(), q.delayedKey()},
-		q.cfg.Group, d.EntryID, string(body), delay.Milliseconds()).Err()
+	err = q.runOwned(ctx, retryScript, []string{q.streamKey(), q.delayedKey()}, d, string(body), delay.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("queue: retry %s: %w", job.ID, err)
 	}
@@ -212,10 +255,10 @@ func (q *Queue) Retry(ctx context.Context, d *Delivery, delay time.Duration) err
 	return nil
 }
 
-var buryScript = redis.NewScript(`
+var buryScript = redis.NewScript(owns + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[3], 'reason', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[4], 'reason', ARGV[5])
 return 1
 `)
 
@@ -225,8 +268,7 @@ func (q *Queue) Bury(ctx context.Context, d *Delivery, reason string) error {
 	if err != nil {
 		return fmt.Errorf("queue: encode job %s: %w", d.Job.ID, err)
 	}
-	err = buryScript.Run(ctx, q.rdb, []string{q.streamKey(), q.deadKey()},
-		q.cfg.Group, d.EntryID, string(body), reason, q.cfg.DeadMaxLen).Err()
+	err = q.runOwned(ctx, buryScript, []string{q.streamKey(), q.deadKey()}, d, string(body), reason, q.cfg.DeadMaxLen)
 	if err != nil {
 		return fmt.Errorf("queue: dead-letter %s: %w", d.Job.ID, err)
 	}
@@ -234,11 +276,10 @@ func (q *Queue) Bury(ctx context.Context, d *Delivery, reason string) error {
 	return nil
 }
 
-var releaseScript = redis.NewScript(`
-local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if n == 0 then return 0 end
+var releaseScript = redis.NewScript(owns + `
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[1], '*', 'job', ARGV[3])
+redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
 return 1
 `)
 
@@ -250,9 +291,46 @@ func (q *Queue) Release(ctx context.Context, d *Delivery) error {
 	if err != nil {
 		return fmt.Errorf("queue: encode job %s: %w", d.Job.ID, err)
 	}
-	err = releaseScript.Run(ctx, q.rdb, []string{q.streamKey()}, q.cfg.Group, d.EntryID, string(body)).Err()
-	if err != nil {
+	if err := q.runOwned(ctx, releaseScript, []string{q.streamKey()}, d, string(body)); err != nil {
 		return fmt.Errorf("queue: release %s: %w", d.Job.ID, err)
+	}
+	return nil
+}
+
+var leaveScript = redis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// Leave removes consumer from the group if it holds nothing, so the group
+// does not collect the names of every worker that ever ran. A consumer that
+// still holds jobs is kept: deleting it would make them unclaimable.
+func (q *Queue) Leave(ctx context.Context, consumer string) error {
+	q.mu.Lock()
+	delete(q.cursors, consumer)
+	q.mu.Unlock()
+	if err := leaveScript.Run(ctx, q.rdb, []string{q.streamKey()}, q.cfg.Group, consumer).Err(); err != nil {
+		return fmt.Errorf("queue: leave %s: %w", consumer, err)
+	}
+	return nil
+}
+
+// Prune removes consumers that hold nothing and have been idle for longer
+// than idle (any idle time when idle <= 0): workers that stopped without
+// leaving.
+func (q *Queue) Prune(ctx context.Context, idle time.Duration) error {
+	cs, err := q.rdb.XInfoConsumers(ctx, q.streamKey(), q.cfg.Group).Result()
+	if err != nil {
+		return fmt.Errorf("queue: list consumers: %w", err)
+	}
+	for _, c := range cs {
+		if c.Pending == 0 && (idle <= 0 || c.Idle > idle) {
+			if err := leaveScript.Run(ctx, q.rdb, []string{q.streamKey()}, q.cfg.Group, c.Name).Err(); err != nil {
+				return fmt.Errorf("queue: prune %s: %w", c.Name, err)
+			}
+		}
 	}
 	return nil
 }

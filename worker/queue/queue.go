@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,11 +34,13 @@ type Config struct {
 	// MaxDeliveries is how many times a job may be handed to a worker that
 	// then vanished before it is dead-lettered. Default 5.
 	MaxDeliveries int64
-	// MaxBacklog refuses new jobs while this many wait or run. Default 10000.
+	// MaxBacklog refuses new jobs while this many wait, run or wait for a
+	// retry. Default 10000.
 	MaxBacklog int64
 	// WriteMargin is kept free before the caller's deadline: a write that
 	// reaches Redis later than deadline-WriteMargin is refused, so a caller
-	// that gave up can truthfully say nothing started. Default 300ms.
+	// that gave up can truthfully say nothing started. It is capped at a
+	// third of the time left. Default 300ms.
 	WriteMargin time.Duration
 	// RecordTTL is how long job records and dedupe keys of retries are kept.
 	// Default 30 days.
@@ -99,6 +102,9 @@ type Queue struct {
 	cfg     Config
 	tag     string
 	metrics *metrics
+
+	mu      sync.Mutex
+	cursors map[string]string // consumer → XAUTOCLAIM cursor
 }
 
 // New returns a queue on rdb. Metrics are registered on reg when it is not
@@ -108,7 +114,7 @@ func New(cfg Config, rdb redis.UniversalClient, reg prometheus.Registerer) (*Que
 	if strings.ContainsAny(cfg.Prefix, "{}: \t\r\n") {
 		return nil, fmt.Errorf("queue: prefix %q may not contain braces, colons or spaces", cfg.Prefix)
 	}
-	q := &Queue{rdb: rdb, cfg: cfg, tag: "{" + cfg.Prefix + "}"}
+	q := &Queue{rdb: rdb, cfg: cfg, tag: "{" + cfg.Prefix + "}", cursors: map[string]string{}}
 	m, err := newMetrics(q, reg)
 	if err != nil {
 		return nil, err
@@ -156,7 +162,7 @@ if dedupeTTL > 0 then
   local existing = redis.call('GET', KEYS[5])
   if existing then return {'dup', existing} end
 end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[8]) then return {'full', ''} end
+if redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[8]) then return {'full', ''} end
 if dedupeTTL > 0 then redis.call('SET', KEYS[5], ARGV[2], 'PX', dedupeTTL) end
 redis.call('HSET', KEYS[2], 'job', ARGV[1], 'state', 'queued', 'created', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -191,7 +197,10 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 	}
 	var deadline int64
 	if d, ok := ctx.Deadline(); ok {
-		deadline = d.Add(-q.cfg.WriteMargin).UnixMilli()
+		// Keep the margin for the reply's trip back, but never more than a
+		// third of the time left, so short deadlines still leave room.
+		margin := max(0, min(q.cfg.WriteMargin, time.Until(d)/3))
+		deadline = d.Add(-margin).UnixMilli()
 	}
 	dedupeKey := q.key("dedupe", "-")
 	var dedupeTTL int64
@@ -203,7 +212,7 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 	if job.Request.Service != "" {
 		indexService = "1"
 	}
-	keys := []string{q.streamKey(), q.recordKey(job.ID), q.key("svc", job.Request.Service), q.key("recent"), dedupeKey}
+	keys := []string{q.streamKey(), q.recordKey(job.ID), q.key("svc", job.Request.Service), q.key("recent"), dedupeKey, q.delayedKey()}
 	res, err := enqueueScript.Run(ctx, q.rdb, keys,
 		string(body), job.ID, dedupeTTL, deadline, job.CreatedAt.UnixMilli(),
 		int64(q.cfg.RecordTTL/time.Second), q.cfg.Recent, q.cfg.MaxBacklog, indexService).StringSlice()
@@ -224,11 +233,21 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 	return Enqueued{}, fmt.Errorf("queue: enqueue %s: unexpected answer %q", job.ID, res[0])
 }
 
-// Init creates the consumer group (and the stream) if they do not exist.
+// scripts are loaded by Init, so the first request does not pay for a
+// NOSCRIPT round trip.
+var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript}
+
+// Init creates the consumer group (and the stream) if they do not exist and
+// loads the queue's scripts into Redis.
 func (q *Queue) Init(ctx context.Context) error {
 	err := q.rdb.XGroupCreateMkStream(ctx, q.streamKey(), q.cfg.Group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("queue: create group %s: %w", q.cfg.Group, err)
+	}
+	for _, s := range scripts {
+		if err := s.Load(ctx, q.rdb).Err(); err != nil {
+			return fmt.Errorf("queue: load scripts: %w", err)
+		}
 	}
 	return nil
 }
