@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -45,6 +46,7 @@ type Failure struct {
 	Err error
 }
 
+// Error is the message followed by the cause.
 func (f *Failure) Error() string {
 	if f.Err == nil {
 		return f.Msg
@@ -52,6 +54,7 @@ func (f *Failure) Error() string {
 	return f.Msg + ": " + f.Err.Error()
 }
 
+// Unwrap returns the cause, so callers can still tell whether to retry.
 func (f *Failure) Unwrap() error { return f.Err }
 
 // BuildJob says how a service is built.
@@ -120,21 +123,7 @@ func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Step
 		return 0, err
 	}
 	if id == 0 {
-		params := make(map[string]string, len(cfg.Params)+1)
-		for k, v := range cfg.Params {
-			params[k] = v
-		}
-		refParam := cfg.RefParam
-		if refParam == "" {
-			refParam = "BRANCH"
-		}
-		params[refParam] = ref
-		qid, err := b.Builder.Trigger(ctx, cfg.Job, params)
-		if err != nil {
-			return 0, explain(err, cfg.Job, "start")
-		}
-		id = int(qid)
-		if err := steps.Set(ctx, stepQueueItem, strconv.Itoa(id)); err != nil {
+		if id, err = b.trigger(ctx, cfg, ref, steps); err != nil {
 			return 0, err
 		}
 	}
@@ -149,7 +138,7 @@ func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Step
 			}
 		}
 		if err != nil {
-			return 0, explain(err, cfg.Job, "follow")
+			return 0, explain(ctx, err, cfg.Job, "follow")
 		}
 		switch {
 		case item.Cancelled:
@@ -170,6 +159,28 @@ func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Step
 		case <-time.After(b.poll()):
 		}
 	}
+}
+
+// trigger starts the build and records its queue item before anything
+// else happens.
+func (b *Builds) trigger(ctx context.Context, cfg BuildJob, ref string, steps Steps) (int, error) {
+	params := make(map[string]string, len(cfg.Params)+1)
+	for k, v := range cfg.Params {
+		params[k] = v
+	}
+	refParam := cfg.RefParam
+	if refParam == "" {
+		refParam = "BRANCH"
+	}
+	params[refParam] = ref
+	qid, err := b.Builder.Trigger(ctx, cfg.Job, params)
+	if err != nil {
+		return 0, explain(ctx, err, cfg.Job, "start")
+	}
+	if err := steps.Set(ctx, stepQueueItem, strconv.FormatInt(qid, 10)); err != nil {
+		return 0, err
+	}
+	return int(qid), nil
 }
 
 func queueStage(item jenkins.QueueItem) string {
@@ -193,7 +204,7 @@ func (b *Builds) follow(ctx context.Context, cfg BuildJob, number int, report fu
 	for {
 		build, err := b.Builder.Build(ctx, cfg.Job, number)
 		if err != nil {
-			return BuildResult{}, explain(err, cfg.Job, "follow")
+			return BuildResult{}, explain(ctx, err, cfg.Job, "follow")
 		}
 		if !build.Building && build.Result != "" {
 			return BuildResult{
@@ -225,14 +236,18 @@ func (b *Builds) poll() time.Duration {
 // explain wraps a Jenkins error in a Failure whose text a user can act on.
 // The cause stays reachable with errors.As, so the worker still sees
 // whether it is worth retrying (5xx, network errors).
-func explain(err error, job, doing string) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+func explain(ctx context.Context, err error, job, doing string) error {
+	if ctx.Err() != nil {
+		return err // the job's own time ran out, or the worker is stopping
 	}
 	var he *jenkins.HTTPError
 	if !errors.As(err, &he) {
-		if errors.Is(err, jenkins.ErrNotQueued) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, jenkins.ErrNotQueued):
 			return &Failure{Msg: fmt.Sprintf("Jenkins accepted the request for %s but did not queue a build; is the job parameterized?", job), Err: err}
+		case errors.As(err, &ne) && ne.Timeout():
+			return &Failure{Msg: fmt.Sprintf("Jenkins did not answer in time while deploybot tried to %s %s.", doing, job), Err: err}
 		}
 		return &Failure{Msg: fmt.Sprintf("Jenkins could not be reached while deploybot tried to %s %s.", doing, job), Err: err}
 	}

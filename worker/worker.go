@@ -132,6 +132,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err := p.q.Init(ctx); err != nil {
 		return err
 	}
+	if err := p.q.Prune(ctx, 24*time.Hour); err != nil {
+		p.log.Warn("could not remove stale consumers", "err", err)
+	}
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
 	go func() {
@@ -145,14 +148,23 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	for i := 0; i < p.cfg.Concurrency; i++ {
+	consumers := make([]string, p.cfg.Concurrency)
+	for i := range consumers {
+		consumers[i] = fmt.Sprintf("%s/%d", p.cfg.Consumer, i)
 		wg.Add(1)
 		go func(consumer string) {
 			defer wg.Done()
 			p.loop(ctx, jobCtx, consumer)
-		}(fmt.Sprintf("%s/%d", p.cfg.Consumer, i))
+		}(consumers[i])
 	}
 	wg.Wait()
+	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, c := range consumers {
+		if err := p.q.Leave(leaveCtx, c); err != nil {
+			p.log.Warn("could not leave the consumer group", "consumer", c, "err", err)
+		}
+	}
 	return nil
 }
 

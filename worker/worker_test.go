@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -74,6 +75,8 @@ type env struct {
 	rep     *fakeReporter
 	auth    worker.Authorizer
 	wcfg    worker.Config
+	// jenkinsHTTP is the client the Jenkins backend uses; nil is the default.
+	jenkinsHTTP *http.Client
 }
 
 func newEnv(t *testing.T, qcfg queue.Config, jopts jenkinstest.Options) *env {
@@ -90,7 +93,7 @@ func newEnv(t *testing.T, qcfg queue.Config, jopts jenkinstest.Options) *env {
 
 func (e *env) pool(t *testing.T) *worker.Pool {
 	t.Helper()
-	c, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, nil, nil)
+	c, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, e.jenkinsHTTP, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +257,20 @@ func TestOutOfAttemptsIsDeadLettered(t *testing.T) {
 	}
 }
 
+// TestSlowJenkinsIsRetried: a Jenkins slower than the client's timeout is a
+// temporary failure, not a broken job.
+func TestSlowJenkinsIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, queue.Config{}, jenkinstest.Options{})
+	e.jenkinsHTTP = &http.Client{Timeout: 100 * time.Millisecond}
+	e.jenkins.Stall("POST", "/job/api-build/", time.Second, 1)
+	e.start(t)
+	rec := e.waitFinal(t, e.enqueue(t, "main"))
+	if rec.State != queue.StateSucceeded || rec.Job.Attempt != 2 {
+		t.Fatalf("record = %+v, want success on attempt 2", rec)
+	}
+}
+
 func TestClientErrorsFailAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, queue.Config{}, jenkinstest.Options{})
@@ -382,7 +399,7 @@ func TestRetryable(t *testing.T) {
 		{"4xx", &jenkins.HTTPError{Status: 404}, false},
 		{"wrapped 5xx", &deploy.Failure{Msg: "x", Err: fmt.Errorf("a: %w", &jenkins.HTTPError{Status: 500})}, true},
 		{"network", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
-		{"timeout of the job", context.DeadlineExceeded, false},
+		{"a backend that did not answer in time", fmt.Errorf("jenkins: GET x: %w", &net.OpError{Op: "read", Err: context.DeadlineExceeded}), true},
 		{"cancelled", fmt.Errorf("x: %w", context.Canceled), false},
 		{"plain", errors.New("bad config"), false},
 	}

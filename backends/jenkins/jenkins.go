@@ -63,10 +63,10 @@ type crumb struct {
 func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
 	base, err := url.Parse(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("jenkins: url: %w", err)
+		return nil, errors.New("jenkins: url is not a valid URL") // its text could carry a password
 	}
 	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
-		return nil, fmt.Errorf("jenkins: url %q must be an absolute http(s) URL", cfg.URL)
+		return nil, errors.New("jenkins: url must be an absolute http(s) URL")
 	}
 	if base.User != nil {
 		return nil, errors.New("jenkins: put credentials in user and api_token, not in the URL")
@@ -98,6 +98,7 @@ type HTTPError struct {
 	Body   string
 }
 
+// Error gives the request, the status and an excerpt of the body.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("jenkins: %s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Body)
 }

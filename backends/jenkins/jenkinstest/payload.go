@@ -1,0 +1,90 @@
+package jenkinstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+func (s *Server) base(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/"
+}
+
+func (s *Server) jobURL(j *job) string {
+	var b strings.Builder
+	b.WriteString(s.URL)
+	for _, seg := range strings.Split(j.path, "/") {
+		b.WriteString("job/" + url.PathEscape(seg) + "/")
+	}
+	return b.String()
+}
+
+func (s *Server) buildURL(j *job, n int) string { return fmt.Sprintf("%s%d/", s.jobURL(j), n) }
+
+func writeTemplate(w http.ResponseWriter, name string, edit func(map[string]any)) {
+	raw, err := payloads.ReadFile("testdata/" + name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	edit(m)
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	_ = json.NewEncoder(w).Encode(m)
+}
+
+// setParameters replaces the values in the payload's ParametersAction.
+func setParameters(m map[string]any, params url.Values) {
+	actions, _ := m["actions"].([]any)
+	for _, a := range actions {
+		am, _ := a.(map[string]any)
+		if am["_class"] != "hudson.model.ParametersAction" {
+			continue
+		}
+		var list []any
+		for _, k := range sortedKeys(params) {
+			list = append(list, map[string]any{"_class": "hudson.model.StringParameterValue", "name": k, "value": params.Get(k)})
+		}
+		am["parameters"] = list
+	}
+}
+
+func paramsString(params url.Values) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(params) {
+		b.WriteString("\n" + k + "=" + params.Get(k))
+	}
+	return b.String()
+}
+
+func sortedKeys(v url.Values) []string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func equalValues(a, b url.Values) bool { return paramsString(a) == paramsString(b) }
+
+func lastName(path string) string { return path[strings.LastIndexByte(path, '/')+1:] }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
