@@ -158,8 +158,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func reply(w http.ResponseWriter, text string) {
-	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: text,
-		Blocks: []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}})
+	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: text, Blocks: []slack.Block{section(text)}})
 }
 
 // followUp sends msg to a response_url after the ack, without holding it up.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -92,8 +93,7 @@ func statusLine(rec queue.Record) string {
 // asked, and a Retry button once it failed. text is the notification
 // fallback.
 func JobMessage(rec queue.Record) (blocks []slack.Block, text string) {
-	head := title(rec) + " — " + statusLine(rec)
-	blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, head, false, false), nil, nil))
+	blocks = append(blocks, section(title(rec)+" — "+statusLine(rec)))
 
 	ctx := []string{fmt.Sprintf("Requested by <@%s>", escape(rec.Job.User)), "job `" + rec.Job.ID + "`"}
 	if rec.Job.Attempt > 1 {
@@ -127,23 +127,38 @@ func plainFallback(rec queue.Record) string {
 	return s
 }
 
-// StatusMessage lists recent jobs, newest first. now is passed in so the
-// ages are testable.
+// maxSectionText is Slack's limit on a section block's text.
+const maxSectionText = 3000
+
+// section is a mrkdwn section block, its text cut to Slack's limit.
+func section(text string) slack.Block {
+	if len(text) > maxSectionText {
+		cut := maxSectionText - len("…")
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)
+}
+
+// StatusMessage lists recent jobs, newest first, one block each so no list
+// runs into Slack's limit on a block's text. now is passed in so the ages
+// are testable.
 func StatusMessage(service string, recs []queue.Record, now time.Time) []slack.Block {
 	head := "*Recent jobs*"
 	if service != "" {
 		head = "*Recent jobs for `" + escape(service) + "`*"
 	}
 	if len(recs) == 0 {
-		head += "\nNo jobs yet."
-		return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, head, false, false), nil, nil)}
+		return []slack.Block{section(head + "\nNo jobs yet.")}
 	}
-	lines := []string{head}
+	blocks := []slack.Block{section(head)}
 	for _, r := range recs {
-		lines = append(lines, fmt.Sprintf("• %s — %s · <@%s> · %s ago · job `%s`",
-			title(r), statusLine(r), escape(r.Job.User), shortDuration(now.Sub(r.Job.CreatedAt)), r.Job.ID))
+		blocks = append(blocks, section(fmt.Sprintf("• %s — %s · <@%s> · %s ago · job `%s`",
+			title(r), statusLine(r), escape(r.Job.User), shortDuration(now.Sub(r.Job.CreatedAt)), r.Job.ID)))
 	}
-	return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.Join(lines, "\n"), false, false), nil, nil)}
+	return blocks
 }
 
 // shortDuration is "42s", "3m12s", "2h5m", "3d".

@@ -55,11 +55,13 @@ func (r *Reporter) Report(ctx context.Context, rec queue.Record) (string, error)
 	return "", err
 }
 
-// Note adds text to the thread of the job's message, if it has one.
+// Note adds text, shown as it is (escaped, so nothing in it can mention or
+// link), to the thread of the job's message, if it has one. Slack still
+// turns bare URLs into links.
 func (r *Reporter) Note(_ context.Context, rec queue.Record, text string) error {
 	if rec.MessageTS == "" {
 		return nil
 	}
-	r.slack.Reply(rec.Channel, rec.MessageTS, text)
+	r.slack.Reply(rec.Channel, rec.MessageTS, escape(text))
 	return nil
 }

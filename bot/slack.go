@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -251,41 +252,77 @@ func (s *Slack) abandon(channel string, q *channelQueue, err error) {
 	q.running = false
 }
 
-// call makes one API call, waiting out rate limits.
+// transientTries bounds how often a call that failed for a passing reason
+// (Slack's 5xx, a network error) is tried again.
+const transientTries = 3
+
+// call makes one API call. A rate limit is waited out (at least a second,
+// longer if Retry-After says so) and the call tried again, however long it
+// takes; a passing failure is tried again a few times with backoff.
 func (s *Slack) call(o *op) opResult {
 	method := map[opKind]string{opPost: "chat.postMessage", opUpdate: "chat.update", opThread: "chat.postMessage"}[o.kind]
+	transient := 0
 	for {
-		opts := []slack.MsgOption{slack.MsgOptionText(o.text, false)}
-		if len(o.blocks) > 0 {
-			opts = append(opts, slack.MsgOptionBlocks(o.blocks...))
+		ts, err := s.send(o)
+		if err == nil {
+			s.metrics.slackCalls.WithLabelValues(method, "ok").Inc()
+			return opResult{ts: ts}
 		}
-		var ts string
-		var err error
-		switch o.kind {
-		case opPost:
-			_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, opts...)
-		case opUpdate:
-			_, ts, _, err = s.api.UpdateMessageContext(s.ctx, o.channel, o.ts, opts...)
-		case opThread:
-			_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, append(opts, slack.MsgOptionTS(o.ts))...)
-		}
-		var rl *slack.RateLimitedError
-		if errors.As(err, &rl) {
+		wait, limited, again := retryAfter(err, transient)
+		switch {
+		case limited:
 			s.metrics.slackCalls.WithLabelValues(method, "ratelimited").Inc()
 			s.metrics.slackRateLimited.WithLabelValues(method).Inc()
-			s.log.Warn("slack rate limit; waiting", "method", method, "retry_after", rl.RetryAfter.String())
-			if err := s.sleep(s.ctx, rl.RetryAfter); err != nil {
-				return opResult{err: err}
-			}
-			continue
-		}
-		if err != nil {
+			s.log.Warn("slack rate limit; waiting", "method", method, "retry_after", wait.String())
+		case again:
+			transient++
+			s.metrics.slackCalls.WithLabelValues(method, "error").Inc()
+			s.log.Warn("slack call failed; trying again", "method", method, "wait", wait.String(), "err", err)
+		default:
 			s.metrics.slackCalls.WithLabelValues(method, "error").Inc()
 			return opResult{err: fmt.Errorf("slack: %s: %w", method, err)}
 		}
-		s.metrics.slackCalls.WithLabelValues(method, "ok").Inc()
-		return opResult{ts: ts}
+		if err := s.sleep(s.ctx, wait); err != nil {
+			return opResult{err: err}
+		}
 	}
+}
+
+func (s *Slack) send(o *op) (string, error) {
+	opts := []slack.MsgOption{slack.MsgOptionText(o.text, false)}
+	if len(o.blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(o.blocks...))
+	}
+	var ts string
+	var err error
+	switch o.kind {
+	case opPost:
+		_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, opts...)
+	case opUpdate:
+		_, ts, _, err = s.api.UpdateMessageContext(s.ctx, o.channel, o.ts, opts...)
+	case opThread:
+		_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, append(opts, slack.MsgOptionTS(o.ts))...)
+	}
+	return ts, err
+}
+
+// retryAfter classifies a failed call: rate limited (wait, then always try
+// again), passing (wait, then try again while tries remain), or final.
+func retryAfter(err error, tries int) (wait time.Duration, limited, again bool) {
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return max(rl.RetryAfter, time.Second), true, false
+	}
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) && sc.Code == http.StatusTooManyRequests {
+		return time.Second, true, false // a 429 without Retry-After
+	}
+	var ne net.Error
+	passing := errors.As(err, &sc) && sc.Code >= 500 || errors.As(err, &ne)
+	if passing && tries < transientTries && !errors.Is(err, context.Canceled) {
+		return time.Second << tries, false, true
+	}
+	return 0, false, false
 }
 
 // ChannelUnavailable reports whether err means the bot cannot post in the

@@ -57,20 +57,18 @@ func newTestSlack(t *testing.T, interval time.Duration) (*Slack, *slacktest.Serv
 	return s, fake, g
 }
 
-func section(text string) []slack.Block {
-	return []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil)}
-}
+func sectionBlocks(text string) []slack.Block { return []slack.Block{section(text)} }
 
 func TestUpdatesArePacedAndCoalesced(t *testing.T) {
 	t.Parallel()
 	s, fake, g := newTestSlack(t, time.Hour)
-	ts, err := s.Post(context.Background(), "C1", "v0", section("v0"))
+	ts, err := s.Post(context.Background(), "C1", "v0", sectionBlocks("v0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 5; i++ {
 		v := fmt.Sprintf("v%d", i)
-		s.Update("C1", ts, v, section(v))
+		s.Update("C1", ts, v, sectionBlocks(v))
 	}
 	if d := <-g.waits; d < 59*time.Minute {
 		t.Fatalf("waited %v before the next call, want about the 1h interval", d)
@@ -188,5 +186,104 @@ func TestNewSlackRejectsBadURL(t *testing.T) {
 		if _, err := NewSlack(SlackConfig{APIURL: u}, nil, nil, nil); err == nil {
 			t.Errorf("NewSlack accepted %q", u)
 		}
+	}
+}
+
+func TestRateLimitWithoutUsefulRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		retryAfter int
+	}{{"Retry-After: 0", 0}, {"no Retry-After", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, fake, g := newTestSlack(t, time.Nanosecond)
+			fake.RateLimit("chat.postMessage", 1, tc.retryAfter)
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Post(context.Background(), "C1", "x", nil)
+				done <- err
+			}()
+			if d := <-g.waits; d != time.Second {
+				t.Fatalf("waited %v, want a second, not a tight loop and not a drop", d)
+			}
+			g.release <- struct{}{}
+			if err := <-done; err != nil {
+				t.Fatalf("Post = %v", err)
+			}
+			if len(fake.Messages("C1")) != 1 {
+				t.Fatal("the message was lost")
+			}
+		})
+	}
+}
+
+func TestSlackOutageIsRetried(t *testing.T) {
+	t.Parallel()
+	s, fake, g := newTestSlack(t, time.Nanosecond)
+	fake.Fail("chat.postMessage", 2, 503)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Post(context.Background(), "C1", "x", nil)
+		done <- err
+	}()
+	for _, want := range []time.Duration{time.Second, 2 * time.Second} {
+		if d := <-g.waits; d != want {
+			t.Fatalf("backoff %v, want %v", d, want)
+		}
+		g.release <- struct{}{}
+	}
+	if err := <-done; err != nil || len(fake.Messages("C1")) != 1 {
+		t.Fatalf("Post after two 503s = %v, messages %d", err, len(fake.Messages("C1")))
+	}
+	fake.Fail("chat.postMessage", 10, 500)
+	go func() {
+		_, err := s.Post(context.Background(), "C1", "y", nil)
+		done <- err
+	}()
+	for i := 0; i < transientTries; i++ {
+		<-g.waits
+		g.release <- struct{}{}
+	}
+	if err := <-done; err == nil {
+		t.Fatal("a Slack that keeps failing was reported as a success")
+	}
+}
+
+func TestReporterNotesAreInert(t *testing.T) {
+	t.Parallel()
+	s, fake, _ := newTestSlack(t, time.Nanosecond)
+	s.sleep = sleepCtx
+	rep := NewReporter(s, nil)
+	rec := queue.Record{Job: queue.Job{ID: queue.NewID(time.Now())}, Channel: "C1", MessageTS: "1700000000.000001"}
+	if err := rep.Note(context.Background(), rec, "Asked with: /deploy build api x`<!channel>`"); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(context.Background())
+	r := fake.Replies("C1", rec.MessageTS)
+	if len(r) != 1 || strings.Contains(r[0].Text, "<!channel>") || !strings.Contains(r[0].Text, "&lt;!channel&gt;") {
+		t.Fatalf("thread note = %+v; a mention got through", r)
+	}
+}
+
+func TestLongStatusStaysWithinSlackLimits(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestSlack(t, time.Nanosecond)
+	s.sleep = sleepCtx
+	var recs []queue.Record
+	for i := 0; i < 10; i++ {
+		r := baseRecord()
+		r.State, r.Error = queue.StateFailed, strings.Repeat("Jenkins answered something long. ", 20)
+		r.Job.Request.Ref = strings.Repeat("feature/very-long-branch-name-", 6)
+		recs = append(recs, r)
+	}
+	if _, err := s.Post(context.Background(), "C1", "status", StatusMessage("api", recs, t0)); err != nil {
+		t.Fatalf("Slack refused the status list: %v", err)
+	}
+	long := baseRecord()
+	long.State, long.Error = queue.StateFailed, strings.Repeat("x", 5000)
+	blocks, text := JobMessage(long)
+	if _, err := s.Post(context.Background(), "C1", text, blocks); err != nil {
+		t.Fatalf("Slack refused a job message with a long error: %v", err)
 	}
 }

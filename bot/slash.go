@@ -89,6 +89,12 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 	if err := r.auth.Check(ctx, cmd.UserID, parsed.Permission()); err != nil {
 		return r.denied(w, err, log)
 	}
+	return r.queueCommand(ctx, w, cmd, parsed, log)
+}
+
+// queueCommand writes the job a command asked for and answers with its ID,
+// or with the job an identical recent command started.
+func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd slack.SlashCommand, parsed commands.Request, log *slog.Logger) outcome {
 	slash := cmd.Command
 	if slash == "" {
 		slash = r.table.Slash

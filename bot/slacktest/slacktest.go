@@ -48,6 +48,10 @@ func (m Message) DecodeBlocks() ([]slack.Block, error) {
 	return b.BlockSet, nil
 }
 
+// maxResponseURLUses is how often one response_url may be used (Slack:
+// "up to 5 times within 30 minutes").
+const maxResponseURLUses = 5
+
 // Response is a POST the bot made to a response_url.
 type Response struct {
 	// Name is the last path element of the response_url.
@@ -81,7 +85,7 @@ type Server struct {
 	observers []func(Event)
 }
 
-type limit struct{ times, retryAfter int }
+type limit struct{ times, retryAfter, status int }
 
 // Start runs a fake Slack that requires token (if not empty).
 func Start(token string) *Server {
@@ -108,11 +112,19 @@ func (s *Server) OnEvent(f func(Event)) {
 }
 
 // RateLimit makes the next times calls of method answer 429 with
-// Retry-After: retryAfter seconds.
+// Retry-After: retryAfter seconds (no header when retryAfter < 0).
 func (s *Server) RateLimit(method string, times, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limits[method] = &limit{times: times, retryAfter: retryAfter}
+	s.limits[method] = &limit{times: times, retryAfter: retryAfter, status: http.StatusTooManyRequests}
+}
+
+// Fail makes the next times calls of method answer with HTTP status (a 5xx,
+// as Slack sends during an incident, with an HTML body).
+func (s *Server) Fail(method string, times, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits[method] = &limit{times: times, status: status}
 }
 
 // Block makes posts to channel fail with not_in_channel.
@@ -183,7 +195,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if l := s.limits[method]; l != nil && l.times > 0 {
 		l.times--
 		s.mu.Unlock()
-		w.Header().Set("Retry-After", strconv.Itoa(l.retryAfter))
+		if l.status != http.StatusTooManyRequests {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(l.status)
+			_, _ = w.Write([]byte("<html><body>Slack is having trouble</body></html>"))
+			return
+		}
+		if l.retryAfter >= 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(l.retryAfter))
+		}
 		writeFile(w, http.StatusTooManyRequests, "error-ratelimited.json", nil)
 		return
 	}
@@ -224,8 +244,38 @@ func (s *Server) newTS() string {
 	return fmt.Sprintf("1700000000.%06d", s.nextTS)
 }
 
+// maxSectionText is Slack's documented limit on a section block's text;
+// Slack refuses longer ones with invalid_blocks.
+const maxSectionText = 3000
+
+// validBlocks applies the limits Slack enforces that the bot could break.
+func validBlocks(raw string) bool {
+	if raw == "" {
+		return true
+	}
+	var blocks []struct {
+		Type string `json:"type"`
+		Text *struct {
+			Text string `json:"text"`
+		} `json:"text"`
+	}
+	if json.Unmarshal([]byte(raw), &blocks) != nil || len(blocks) > 50 {
+		return false
+	}
+	for _, b := range blocks {
+		if b.Type == "section" && b.Text != nil && len([]rune(b.Text.Text)) > maxSectionText {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	ch := r.PostForm.Get("channel")
+	if !validBlocks(r.PostForm.Get("blocks")) {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
+		return
+	}
 	s.mu.Lock()
 	blocked := s.blocked[ch]
 	s.mu.Unlock()
@@ -258,6 +308,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	ch, ts := r.PostForm.Get("channel"), r.PostForm.Get("ts")
+	if !validBlocks(r.PostForm.Get("blocks")) {
+		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
+		return
+	}
 	s.mu.Lock()
 	var found *Message
 	for _, m := range s.msgs {
@@ -292,6 +346,19 @@ func (s *Server) serveResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := Response{Name: r.PathValue("name"), Message: msg}
 	s.mu.Lock()
+	uses := 0
+	for _, prev := range s.responses {
+		if prev.Name == resp.Name {
+			uses++
+		}
+	}
+	if uses >= maxResponseURLUses {
+		s.mu.Unlock()
+		// Slack documents the limit but not its answer; any failure will do
+		// for the bot, which only checks the status.
+		http.Error(w, "used_url", http.StatusNotFound)
+		return
+	}
 	s.responses = append(s.responses, resp)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
