@@ -28,6 +28,7 @@ type Denied struct {
 	DeniedBy string
 }
 
+// Error names the permission and the user's groups.
 func (d *Denied) Error() string {
 	msg := fmt.Sprintf("you may not %s %s (needs `%s`)", d.Permission.Action, d.Permission.Service, d.Permission)
 	if d.DeniedBy != "" {

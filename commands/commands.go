@@ -110,6 +110,7 @@ type UsageError struct {
 	Usage string
 }
 
+// Error is the message followed by the usage, ready for Slack.
 func (e *UsageError) Error() string {
 	if e.Usage == "" {
 		return e.Msg

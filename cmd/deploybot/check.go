@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -35,6 +36,7 @@ func (l *loaded) check() {
 	l.checkSlack()
 	l.checkRedis()
 	l.checkJenkins()
+	l.checkDurations()
 	envs := map[string]bool{}
 	for i, e := range c.Environments {
 		path := fmt.Sprintf("environments.%d", i)
@@ -55,11 +57,72 @@ func (l *loaded) check() {
 	l.checkPolicy()
 }
 
+// bounds are the sensible ranges of durations; zero always means "the
+// default".
+var bounds = []struct {
+	path     string
+	get      func(*fileConfig) duration
+	min, max time.Duration
+	why      string
+}{
+	{"responder.ack_timeout", func(c *fileConfig) duration { return c.Responder.AckTimeout }, 100 * time.Millisecond, 2500 * time.Millisecond,
+		"Slack gives up after 3 s, and Redis needs time to answer"},
+	{"responder.dedupe_window", func(c *fileConfig) duration { return c.Responder.DedupeWindow }, time.Second, time.Hour, ""},
+	{"queue.visibility_timeout", func(c *fileConfig) duration { return c.Queue.Visibility }, time.Second, time.Hour,
+		"workers heartbeat every third of it"},
+	{"queue.record_ttl", func(c *fileConfig) duration { return c.Queue.RecordTTL }, time.Hour, 0, ""},
+	{"worker.job_timeout", func(c *fileConfig) duration { return c.Worker.JobTimeout }, time.Second, 0, ""},
+	{"worker.backoff_base", func(c *fileConfig) duration { return c.Worker.BackoffBase }, 10 * time.Millisecond, 0, ""},
+	{"worker.shutdown_grace", func(c *fileConfig) duration { return c.Worker.ShutdownGrace }, 0, 10 * time.Minute, ""},
+	{"jenkins.poll_interval", func(c *fileConfig) duration { return c.Jenkins.PollInterval }, 100 * time.Millisecond, 5 * time.Minute, ""},
+	{"jenkins.timeout", func(c *fileConfig) duration { return c.Jenkins.Timeout }, time.Second, 10 * time.Minute, ""},
+	{"slack.interval", func(c *fileConfig) duration { return c.Slack.Interval }, 0, time.Minute, ""},
+}
+
+func (l *loaded) checkDurations() {
+	for _, b := range bounds {
+		d := b.get(&l.cfg).D()
+		if d == 0 {
+			continue
+		}
+		if d < b.min || (b.max > 0 && d > b.max) {
+			msg := fmt.Sprintf("%s is out of range: at least %s", d, b.min)
+			if b.max > 0 {
+				msg = fmt.Sprintf("%s is out of range %s to %s", d, b.min, b.max)
+			}
+			if b.why != "" {
+				msg += " (" + b.why + ")"
+			}
+			l.bad(b.path, "", "%s", msg)
+		}
+	}
+	w := l.cfg.Worker
+	if w.BackoffBase > 0 && w.BackoffMax > 0 && w.BackoffBase > w.BackoffMax {
+		l.bad("worker.backoff_max", "", "%s is less than backoff_base %s", w.BackoffMax.D(), w.BackoffBase.D())
+	}
+	if w.Concurrency < 0 || w.MaxAttempts < 0 || l.cfg.Queue.MaxBacklog < 0 || l.cfg.Queue.MaxDeliveries < 0 || l.cfg.Responder.MaxBody < 0 {
+		l.bad("worker", "", "counts and sizes cannot be negative")
+	}
+}
+
+// redacted is err's text with the password in raw (a URL) hidden, so a
+// config problem can be printed and logged.
+func redacted(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		return strings.ReplaceAll(msg, raw, u.Redacted())
+	}
+	if raw != "" {
+		return strings.ReplaceAll(msg, raw, "(the URL)")
+	}
+	return msg
+}
+
 func (l *loaded) checkSlack() {
 	s := &l.cfg.Slack
 	if s.APIURL != "" {
 		if u, err := url.Parse(s.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			l.bad("slack.api_url", "SLACK_API_URL", "%q is not an absolute http(s) URL", s.APIURL)
+			l.bad("slack.api_url", "SLACK_API_URL", "it is not an absolute http(s) URL")
 		}
 	}
 	if _, err := secret(s.SigningSecret, s.SigningSecretFile); err != nil {
@@ -86,7 +149,7 @@ func (l *loaded) checkRedis() {
 	r := l.cfg.Redis
 	if r.URL != "" {
 		if _, err := redis.ParseURL(r.URL); err != nil {
-			l.bad("redis.url", "REDIS_URL", "%v", err)
+			l.bad("redis.url", "REDIS_URL", "%s", redacted(err, r.URL))
 		}
 	}
 	if r.Prefix != "" && strings.ContainsAny(r.Prefix, "{}: \t") {
@@ -107,7 +170,7 @@ func (l *loaded) checkJenkins() {
 		return
 	}
 	if _, err := jenkins.New(jenkins.Config{URL: j.URL}, nil, nil); err != nil {
-		l.bad("jenkins.url", "", "%v", strings.TrimPrefix(err.Error(), "jenkins: "))
+		l.bad("jenkins.url", "", "%s", strings.TrimPrefix(redacted(err, j.URL), "jenkins: "))
 	}
 	if _, err := secret(j.APIToken, j.APITokenFile); err != nil {
 		l.bad("jenkins.api_token_file", "", "cannot read it: %v", err)

@@ -214,7 +214,13 @@ func TestEndToEndBuild(t *testing.T) {
 	if got := e.jenkins.BuildParams("platform/api-build", 1); got.Get("BRANCH") != "feature/login" || got.Get("TARGET") != "docker" {
 		t.Fatalf("Jenkins ran with %v", got)
 	}
-	metrics := e.get(t, "/metrics")
+	// The job's last report goes out before it is acknowledged; wait for the
+	// acknowledgement before reading the counters.
+	var metrics string
+	waitFor(t, "the job to be acknowledged", func() bool {
+		metrics = e.get(t, "/metrics")
+		return strings.Contains(metrics, `deploybot_jobs_total{event="succeeded"} 1`) && strings.Contains(metrics, "deploybot_queue_depth 0")
+	})
 	for _, want := range []string{
 		`deploybot_jobs_total{event="succeeded"} 1`,
 		`deploybot_http_requests_total{endpoint="commands",outcome="queued"} 1`,

@@ -63,11 +63,15 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		a.log.Error("stopping after an error", "err", runErr)
 	}
 	a.health.Drain()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 10*time.Second)
+	_ = srv.Shutdown(httpCtx)
+	cancelHTTP()
 	stopWork()
-	wg.Wait()
-	a.shutdown(sctx)
+	wg.Wait() // workers finish or hand back their jobs within the grace period
+	// Only now, with every job's last report queued, does the clock for
+	// delivering Slack updates start.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelFlush()
+	a.shutdown(flushCtx)
 	return runErr
 }

@@ -91,31 +91,7 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 	defer sim.Close()
 	fake := slacktest.Start(shellToken)
 	defer fake.Close()
-
-	c := &l.cfg
-	for _, s := range c.Services {
-		if s.Build.Job == "" {
-			continue
-		}
-		refParam := s.Build.RefParam
-		if refParam == "" {
-			refParam = "BRANCH"
-		}
-		params := []string{refParam}
-		for p := range s.Build.Params {
-			params = append(params, p)
-		}
-		sim.AddJob(s.Build.Job, params...)
-	}
-	secretBytes := make([]byte, 16)
-	_, _ = rand.Read(secretBytes)
-	c.Slack = slackConfig{SigningSecret: hex.EncodeToString(secretBytes), BotToken: shellToken, APIURL: fake.URL, Interval: duration(200 * time.Millisecond)}
-	c.Jenkins = jenkinsConfig{URL: sim.URL}
-	c.Redis.URL = getenv("REDIS_URL")
-	if c.Redis.Prefix == "" {
-		c.Redis.Prefix = "deploybot-shell"
-	}
-	c.Worker.BackoffBase = duration(500 * time.Millisecond)
+	simulate(&l.cfg, sim, fake, getenv("REDIS_URL"))
 
 	log.Warn("shell: you have every permission (local identity); this mode is for development only")
 	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
@@ -123,7 +99,7 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
 	}
-	sh := &shell{a: a, fake: fake, out: stdout, secret: c.Slack.SigningSecret, slash: c.SlashCommand, interactive: isTerminal(stdin)}
+	sh := &shell{a: a, fake: fake, out: stdout, secret: l.cfg.Slack.SigningSecret, slash: l.cfg.SlashCommand, interactive: isTerminal(stdin)}
 	if sh.slash == "" {
 		sh.slash = "/deploy"
 	}
@@ -147,6 +123,35 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 	defer cancel()
 	a.shutdown(sctx)
 	return 0
+}
+
+// simulate points the config at the simulated Jenkins and the fake Slack,
+// defines each service's job in the simulation, and uses redisURL (empty:
+// embedded).
+func simulate(c *fileConfig, sim *jenkinstest.Server, fake *slacktest.Server, redisURL string) {
+	for _, s := range c.Services {
+		if s.Build.Job == "" {
+			continue
+		}
+		refParam := s.Build.RefParam
+		if refParam == "" {
+			refParam = "BRANCH"
+		}
+		params := []string{refParam}
+		for p := range s.Build.Params {
+			params = append(params, p)
+		}
+		sim.AddJob(s.Build.Job, params...)
+	}
+	secretBytes := make([]byte, 16)
+	_, _ = rand.Read(secretBytes)
+	c.Slack = slackConfig{SigningSecret: hex.EncodeToString(secretBytes), BotToken: shellToken, APIURL: fake.URL, Interval: duration(200 * time.Millisecond)}
+	c.Jenkins = jenkinsConfig{URL: sim.URL}
+	c.Redis.URL = redisURL
+	if c.Redis.Prefix == "" {
+		c.Redis.Prefix = "deploybot-shell"
+	}
+	c.Worker.BackoffBase = duration(500 * time.Millisecond)
 }
 
 func isTerminal(r io.Reader) bool {

@@ -81,29 +81,17 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	}
 	a.q = q
 	metrics := bot.NewMetrics(a.reg)
-	botToken, err := secret(c.Slack.BotToken, c.Slack.BotTokenFile)
-	if err != nil {
-		a.close()
-		return nil, fmt.Errorf("slack bot token: %w", err)
-	}
-	if botToken == "" && r.works() && r != roleShell {
-		a.close()
-		return nil, errors.New("no Slack bot token: set SLACK_BOT_TOKEN or slack.bot_token_file")
-	}
-	a.slack, err = bot.NewSlack(bot.SlackConfig{Token: botToken, APIURL: c.Slack.APIURL, Interval: c.Slack.Interval.D()}, w.slackHTTP, metrics, log)
-	if err != nil {
+	if err := a.wireSlack(c, r, w, metrics); err != nil {
 		a.close()
 		return nil, err
 	}
 	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping})
 	auth := w.auth
 	if auth == nil {
-		static, err := authz.NewStatic(c.Policy)
-		if err != nil {
+		if auth, err = authz.NewStatic(c.Policy); err != nil {
 			a.close()
 			return nil, err
 		}
-		auth = static
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
@@ -126,6 +114,19 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	return a, nil
 }
 
+// wireSlack makes the Slack client; workers need a bot token to post.
+func (a *app) wireSlack(c *fileConfig, r role, w wiring, m *bot.Metrics) error {
+	token, err := secret(c.Slack.BotToken, c.Slack.BotTokenFile)
+	if err != nil {
+		return fmt.Errorf("slack bot token: %w", err)
+	}
+	if token == "" && r.works() && r != roleShell {
+		return errors.New("no Slack bot token: set SLACK_BOT_TOKEN or slack.bot_token_file")
+	}
+	a.slack, err = bot.NewSlack(bot.SlackConfig{Token: token, APIURL: c.Slack.APIURL, Interval: c.Slack.Interval.D()}, w.slackHTTP, m, a.log)
+	return err
+}
+
 func (a *app) connectRedis(url string, r role) error {
 	if url == "" {
 		if r == roleResponder || r == roleWorker {
@@ -141,7 +142,7 @@ func (a *app) connectRedis(url string, r role) error {
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return fmt.Errorf("redis url: %w", err)
+		return fmt.Errorf("redis url: %s", redacted(err, url))
 	}
 	opts.ContextTimeoutEnabled = true // a slow Redis must not hold the ack past its deadline
 	a.rdb = redis.NewClient(opts)
