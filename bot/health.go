@@ -2,16 +2,27 @@ package bot
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
+
+// Check is one more thing readiness depends on, such as the worker's client
+// certificate. An error whose Degraded method returns true is reported
+// without failing readiness: the process still does its work.
+type Check struct {
+	Name string
+	Func func() error
+}
 
 // HealthInput configures a Health.
 type HealthInput struct {
 	// Ping checks the queue's store (Redis). nil means always ready.
 	Ping func(context.Context) error
+	// Checks are further readiness checks.
+	Checks []Check
 	// Interval between pings. Default 1s.
 	Interval time.Duration
 	// Timeout of one ping. Default 1s.
@@ -97,15 +108,38 @@ func (h *Health) Drain() {
 
 // Ready returns nil when the process can take requests.
 func (h *Health) Ready() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.draining {
-		return fmt.Errorf("shutting down")
-	}
-	if h.err != nil {
-		return fmt.Errorf("redis: %w", h.err)
+	failing, _ := h.status()
+	if len(failing) > 0 {
+		return errors.New(strings.Join(failing, "; "))
 	}
 	return nil
+}
+
+// status lists what makes the process unready, and what is degraded but
+// not failing.
+func (h *Health) status() (failing, degraded []string) {
+	h.mu.Lock()
+	draining, redisErr := h.draining, h.err
+	h.mu.Unlock()
+	if draining {
+		failing = append(failing, "shutting down")
+	}
+	if redisErr != nil {
+		failing = append(failing, "redis: "+redisErr.Error())
+	}
+	for _, c := range h.in.Checks {
+		err := c.Func()
+		if err == nil {
+			continue
+		}
+		var d interface{ Degraded() bool }
+		if errors.As(err, &d) && d.Degraded() {
+			degraded = append(degraded, c.Name+": "+err.Error())
+		} else {
+			failing = append(failing, c.Name+": "+err.Error())
+		}
+	}
+	return failing, degraded
 }
 
 // ServeHealthz answers 200 while the process runs.
@@ -114,13 +148,20 @@ func (h *Health) ServeHealthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// ServeReadyz answers 200 when ready, 503 with the reason otherwise.
+// ServeReadyz answers 200 when ready, 503 with the reasons otherwise; either
+// way degraded checks are listed, one per line.
 func (h *Health) ServeReadyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := h.Ready(); err != nil {
+	failing, degraded := h.status()
+	var b strings.Builder
+	if len(failing) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
-		return
+		b.WriteString("not ready: " + strings.Join(failing, "; ") + "\n")
+	} else {
+		b.WriteString("ok\n")
 	}
-	_, _ = w.Write([]byte("ok\n"))
+	for _, d := range degraded {
+		b.WriteString("degraded: " + d + "\n")
+	}
+	_, _ = w.Write([]byte(b.String()))
 }

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,32 @@ func TestHealthEndpoints(t *testing.T) {
 	f.health.Drain()
 	if get("/readyz") != 503 || get("/healthz") != 200 {
 		t.Fatal("a draining responder must be alive but not ready")
+	}
+}
+
+type degradedErr struct{}
+
+func (degradedErr) Error() string  { return "renewal failing" }
+func (degradedErr) Degraded() bool { return true }
+
+func TestReadinessChecks(t *testing.T) {
+	t.Parallel()
+	var state error
+	h := NewHealth(HealthInput{Checks: []Check{{Name: "vault", Func: func() error { return state }}}})
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeReadyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(); code != 200 || body != "ok\n" {
+		t.Fatalf("healthy: %d %q", code, body)
+	}
+	state = degradedErr{}
+	if code, body := get(); code != 200 || !strings.Contains(body, "degraded: vault: renewal failing") {
+		t.Fatalf("degraded: %d %q; want 200 and the reason", code, body)
+	}
+	state = errors.New("no valid client certificate")
+	if code, body := get(); code != 503 || !strings.Contains(body, "vault: no valid client certificate") {
+		t.Fatalf("failing: %d %q; want 503 and the reason", code, body)
 	}
 }

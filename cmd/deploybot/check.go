@@ -36,6 +36,8 @@ func (l *loaded) check() {
 	l.checkSlack()
 	l.checkRedis()
 	l.checkJenkins()
+	l.checkTLS("jenkins.tls", l.cfg.Jenkins.TLS)
+	l.checkVault()
 	l.checkDurations()
 	envs := map[string]bool{}
 	for i, e := range c.Environments {
@@ -77,6 +79,8 @@ var bounds = []struct {
 	{"jenkins.poll_interval", func(c *fileConfig) duration { return c.Jenkins.PollInterval }, 100 * time.Millisecond, 5 * time.Minute, ""},
 	{"jenkins.timeout", func(c *fileConfig) duration { return c.Jenkins.Timeout }, time.Second, 10 * time.Minute, ""},
 	{"slack.interval", func(c *fileConfig) duration { return c.Slack.Interval }, 0, time.Minute, ""},
+	{"vault.ttl", func(c *fileConfig) duration { return c.Vault.TTL }, time.Minute, 720 * time.Hour,
+		"renewal starts at two thirds of it"},
 }
 
 func (l *loaded) checkDurations() {
@@ -126,12 +130,12 @@ func (l *loaded) checkSlack() {
 		}
 	}
 	if _, err := secret(s.SigningSecret, s.SigningSecretFile); err != nil {
-		l.bad("slack.signing_secret_file", "", "cannot read it: %v", err)
+		l.secretFileWarning("slack.signing_secret_file", err)
 	} else if s.SigningSecret == "" && s.SigningSecretFile == "" {
 		l.warn("slack", "no signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file; serve and responder refuse to start without one")
 	}
 	if _, err := secret(s.BotToken, s.BotTokenFile); err != nil {
-		l.bad("slack.bot_token_file", "", "cannot read it: %v", err)
+		l.secretFileWarning("slack.bot_token_file", err)
 	} else if s.BotToken == "" && s.BotTokenFile == "" {
 		l.warn("slack", "no bot token: set SLACK_BOT_TOKEN or slack.bot_token_file; serve and worker refuse to start without one")
 	}
@@ -144,6 +148,13 @@ func (l *loaded) checkSlack() {
 }
 
 func (l *loaded) envSet(name string) bool { _, ok := l.fromEnv[name]; return ok }
+
+// secretFileWarning reports a secret file that cannot be read here. It is a
+// warning: secret files are usually mounted only where deploybot runs, and
+// serve refuses to start if it cannot read one.
+func (l *loaded) secretFileWarning(path string, err error) {
+	l.warn(path, "cannot read it here (%v); it must be readable where deploybot runs", err)
+}
 
 func (l *loaded) checkRedis() {
 	r := l.cfg.Redis
@@ -173,7 +184,7 @@ func (l *loaded) checkJenkins() {
 		l.bad("jenkins.url", "", "%s", strings.TrimPrefix(redacted(err, j.URL), "jenkins: "))
 	}
 	if _, err := secret(j.APIToken, j.APITokenFile); err != nil {
-		l.bad("jenkins.api_token_file", "", "cannot read it: %v", err)
+		l.secretFileWarning("jenkins.api_token_file", err)
 	}
 	if j.User != "" && j.APIToken == "" && j.APITokenFile == "" {
 		l.warn("jenkins.user", "a user but no API token: set JENKINS_API_TOKEN or jenkins.api_token_file")

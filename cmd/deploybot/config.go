@@ -27,6 +27,7 @@ type fileConfig struct {
 	Queue        queueConfig       `yaml:"queue"`
 	Worker       workerConfig      `yaml:"worker"`
 	Jenkins      jenkinsConfig     `yaml:"jenkins"`
+	Vault        vaultConfig       `yaml:"vault"`
 	Environments []string          `yaml:"environments"`
 	Services     map[string]svcCfg `yaml:"services"`
 	Policy       authz.Policy      `yaml:"policy"`
@@ -70,12 +71,39 @@ type workerConfig struct {
 }
 
 type jenkinsConfig struct {
-	URL          string   `yaml:"url"`
-	User         string   `yaml:"user"`
-	APIToken     string   `yaml:"api_token"`
-	APITokenFile string   `yaml:"api_token_file"`
-	PollInterval duration `yaml:"poll_interval"`
-	Timeout      duration `yaml:"timeout"`
+	URL          string     `yaml:"url"`
+	User         string     `yaml:"user"`
+	APIToken     string     `yaml:"api_token"`
+	APITokenFile string     `yaml:"api_token_file"`
+	PollInterval duration   `yaml:"poll_interval"`
+	Timeout      duration   `yaml:"timeout"`
+	TLS          backendTLS `yaml:"tls"`
+}
+
+// backendTLS is how deploybot authenticates to a backend over TLS.
+type backendTLS struct {
+	// ClientCert is "vault" (a certificate from Vault's PKI, renewed in the
+	// background) or "none" (the default).
+	ClientCert string `yaml:"client_cert"`
+	// CAFile is a PEM bundle of CAs to trust for the backend's server
+	// certificate, instead of the system's; the Vault PKI's issuing CA is
+	// trusted as well when ClientCert is "vault".
+	CAFile string `yaml:"ca_file"`
+}
+
+type vaultConfig struct {
+	Address      string   `yaml:"address"`
+	CAFile       string   `yaml:"ca_file"`
+	Auth         string   `yaml:"auth"`
+	Token        string   `yaml:"token"`
+	RoleID       string   `yaml:"role_id"`
+	SecretID     string   `yaml:"secret_id"`
+	SecretIDFile string   `yaml:"secret_id_file"`
+	AppRoleMount string   `yaml:"approle_mount"`
+	PKIMount     string   `yaml:"pki_mount"`
+	PKIRole      string   `yaml:"pki_role"`
+	CommonName   string   `yaml:"common_name"`
+	TTL          duration `yaml:"ttl"`
 }
 
 type svcCfg struct {
@@ -202,6 +230,11 @@ func (l *loaded) applyEnv(getenv func(string) string) {
 	set("SLACK_API_URL", &c.Slack.APIURL)
 	set("REDIS_URL", &c.Redis.URL)
 	set("JENKINS_API_TOKEN", &c.Jenkins.APIToken)
+	set("VAULT_ADDR", &c.Vault.Address)
+	set("VAULT_CACERT", &c.Vault.CAFile)
+	set("VAULT_TOKEN", &c.Vault.Token)
+	set("VAULT_ROLE_ID", &c.Vault.RoleID)
+	set("VAULT_SECRET_ID", &c.Vault.SecretID)
 }
 
 // at finds where path (keys separated by dots) is in the file.

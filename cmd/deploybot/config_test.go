@@ -25,7 +25,7 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 		t.Fatalf("no warning about the missing signing secret:\n%s", errb.String())
 	}
 	l, err := loadConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), func(k string) string {
-		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t"}[k]
+		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v"}[k]
 	})
 	if err != nil || len(l.problems)+len(l.warnings) != 0 {
 		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)
@@ -122,8 +122,12 @@ func TestSecretFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.problems) != 1 || !strings.Contains(l.problems[0].String(), "slack.bot_token_file: cannot read it") {
-		t.Fatalf("problems = %v", l.problems)
+	var warned bool
+	for _, w := range l.warnings {
+		warned = warned || strings.Contains(w.String(), "slack.bot_token_file: cannot read it here")
+	}
+	if len(l.problems) != 0 || !warned {
+		t.Fatalf("problems = %v, warnings = %v; want a warning about the unreadable file", l.problems, l.warnings)
 	}
 	if s, _ := secret("", good); s != "s3cret" {
 		t.Fatalf("secret from file = %q", s)
@@ -150,5 +154,77 @@ func TestSecretsInTheFileAreWarnedAbout(t *testing.T) {
 	}
 	if warned != 2 {
 		t.Fatalf("warnings = %v", l.warnings)
+	}
+}
+
+func TestCheckConfigVault(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `jenkins:
+  url: https://jenkins.example.com/
+  tls:
+    client_cert: vault
+    ca_file: /nonexistent/ca.pem
+vault:
+  address: vault.example.com:8200
+  auth: kerberos
+  secret_id_file: /nonexistent/secret-id
+  pki_mount: ../sys
+  ttl: 5s
+services:
+  api:
+    build:
+      job: api-build
+`)
+	var out, errb bytes.Buffer
+	if code := runCheckConfig(path, noEnv, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, errb.String())
+	}
+	for _, want := range []string{
+		`deploybot.yaml:9:3: vault.secret_id_file: cannot read it here`,
+		`deploybot.yaml:5:5: jenkins.tls.ca_file: cannot read it`,
+		`deploybot.yaml:8:3: vault.auth: "kerberos": want approle or token`,
+		`deploybot.yaml:7:3: vault.address: must be an http(s) URL`,
+		`deploybot.yaml:6:1: vault.pki_role: required`,
+		`deploybot.yaml:10:3: vault.pki_mount: "../sys" is not a valid Vault path`,
+		`deploybot.yaml:11:3: vault.ttl: 5s is out of range 1m0s to 720h0m0s`,
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", errb.String())
+	}
+
+	good := writeConfig(t, `jenkins:
+  url: https://jenkins.example.com/
+  tls: {client_cert: vault}
+vault:
+  address: https://vault.example.com:8200
+  role_id: 6a1c2b3d
+  pki_role: deploybot-worker
+services:
+  api:
+    build: {job: api-build}
+`)
+	l, err := loadConfig(good, noEnv)
+	if err != nil || len(l.problems) != 0 {
+		t.Fatalf("problems %v, %v", l.problems, err)
+	}
+	var warned bool
+	for _, w := range l.warnings {
+		warned = warned || strings.Contains(w.String(), "AppRole needs a secret_id")
+	}
+	if !warned {
+		t.Fatalf("no warning about the missing secret id: %v", l.warnings)
+	}
+	withEnv, _ := loadConfig(good, func(k string) string { return map[string]string{"VAULT_SECRET_ID": "s"}[k] })
+	for _, w := range withEnv.warnings {
+		if strings.Contains(w.String(), "vault") {
+			t.Fatalf("VAULT_SECRET_ID set, still warned: %s", w)
+		}
+	}
+	if cfg := vaultSettings(withEnv.cfg.Vault); cfg.RoleID != "6a1c2b3d" || cfg.SecretID != "s" || cfg.Token != "" {
+		t.Fatalf("vault settings = %+v; want AppRole", cfg)
 	}
 }

@@ -19,6 +19,7 @@ var allowedInternal = map[string][]string{
 	"authz":                  {"commands"},
 	"worker/queue":           {"commands"},
 	"backends/jenkins":       {"backends/jenkins"},
+	"backends/vault":         {},
 	"deploy":                 {"backends/jenkins"},
 	"worker":                 {"commands", "authz", "deploy", "worker/queue", "backends/jenkins"},
 	"bot":                    {"commands", "authz", "worker/queue"},

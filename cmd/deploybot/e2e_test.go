@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
+	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot"
 	"github.com/seed-5eb4e92e/deploybot/bot/slacktest"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue/queuetest"
@@ -34,10 +35,27 @@ type e2e struct {
 	jenkins *jenkinstest.Server
 }
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T) *e2e { return startE2EWith(t, false) }
+
+// startE2EWith starts the serve wiring; with mtls, the simulated Jenkins
+// requires client certificates, which a development CA provides in place
+// of Vault.
+func startE2EWith(t *testing.T, mtls bool) *e2e {
 	t.Helper()
 	redisURL, prefix := queuetest.URL(t)
-	sim := jenkinstest.Start(jenkinstest.Options{User: "deploybot", Token: "jenkins-token", Outcome: shellOutcome()})
+	jopts := jenkinstest.Options{User: "deploybot", Token: "jenkins-token", Outcome: shellOutcome()}
+	var w wiring
+	if mtls {
+		ca, err := vault.NewDevCA("e2e-worker", time.Hour, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if jopts.TLS, err = ca.ServerTLS("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+		w.certs = ca
+	}
+	sim := jenkinstest.Start(jopts)
 	t.Cleanup(sim.Close)
 	sim.AddJob("platform/api-build", "BRANCH", "TARGET")
 	fake := slacktest.Start("xoxb-e2e")
@@ -55,6 +73,11 @@ rules:
 	}
 	cfg.Redis = redisConfig{Prefix: prefix}
 	cfg.Jenkins = jenkinsConfig{URL: sim.URL, User: "deploybot"}
+	if mtls {
+		cfg.Jenkins.TLS.ClientCert = "vault"
+		// Checked like a real config; the development CA stands in for it.
+		cfg.Vault = vaultConfig{Address: "https://vault.invalid:8200", PKIRole: "deploybot-worker", Token: "unused"}
+	}
 	env := map[string]string{
 		"REDIS_URL": redisURL, "SLACK_SIGNING_SECRET": e2eSecret, "SLACK_BOT_TOKEN": "xoxb-e2e",
 		"SLACK_API_URL": fake.URL, "JENKINS_API_TOKEN": "jenkins-token",
@@ -67,7 +90,8 @@ rules:
 	}
 	l.cfg.Slack.Interval = duration(time.Millisecond)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	a, err := newApp(l, roleServe, log, wiring{pollInterval: 2 * time.Millisecond, workerBlock: 20 * time.Millisecond})
+	w.pollInterval, w.workerBlock = 2*time.Millisecond, 20*time.Millisecond
+	a, err := newApp(l, roleServe, log, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +218,15 @@ func (e *e2e) waitMessage(t *testing.T, jobID, contains string) slacktest.Messag
 
 func TestEndToEndBuild(t *testing.T) {
 	t.Parallel()
-	e := startE2E(t)
+	for _, mtls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "token auth", true: "mutual TLS"}[mtls], func(t *testing.T) {
+			t.Parallel()
+			endToEndBuild(t, startE2EWith(t, mtls))
+		})
+	}
+}
+
+func endToEndBuild(t *testing.T, e *e2e) {
 	answer := e.slash(t, "build api feature/login", "U2147483697")
 	m := jobRE.FindStringSubmatch(answer)
 	if m == nil || !strings.Contains(answer, "Queued build of api@feature/login") {

@@ -33,6 +33,7 @@ func runServer(ctx context.Context, l *loaded, r role, log *slog.Logger) error {
 
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.health.Start()
+	a.startCerts(ctx)
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
+	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot/slacktest"
 )
 
@@ -27,7 +28,7 @@ const (
 	shellToken   = "xoxb-deploybot-shell"
 )
 
-const shellBanner = `deploybot shell: embedded Redis, simulated Jenkins and a fake Slack, all in this process.
+const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins behind mTLS, a development CA and a fake Slack, all in this process.
 You are @you in #shell, with every permission. Type /deploy help, click retry, or exit.
 Simulated builds: a ref containing "fail" fails, "flaky" fails once then passes, "abort" is aborted.
 `
@@ -87,14 +88,26 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 			return 1
 		}
 	}
-	sim := jenkinstest.Start(jenkinstest.Options{QuietPolls: 1, ExecutorPolls: 2, BuildPolls: 4, Outcome: shellOutcome()})
+	// The simulated Jenkins wants client certificates, as a real one behind
+	// mTLS would; the development CA stands in for Vault.
+	devCA, err := vault.NewDevCA("deploybot-shell-worker", time.Hour, log)
+	if err != nil {
+		fmt.Fprintln(stdout, "shell:", err)
+		return 1
+	}
+	serverTLS, err := devCA.ServerTLS("127.0.0.1")
+	if err != nil {
+		fmt.Fprintln(stdout, "shell:", err)
+		return 1
+	}
+	sim := jenkinstest.Start(jenkinstest.Options{QuietPolls: 1, ExecutorPolls: 2, BuildPolls: 4, Outcome: shellOutcome(), TLS: serverTLS})
 	defer sim.Close()
 	fake := slacktest.Start(shellToken)
 	defer fake.Close()
 	simulate(&l.cfg, sim, fake, getenv("REDIS_URL"))
 
 	log.Warn("shell: you have every permission (local identity); this mode is for development only")
-	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
+	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: devCA, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
@@ -146,7 +159,7 @@ func simulate(c *fileConfig, sim *jenkinstest.Server, fake *slacktest.Server, re
 	secretBytes := make([]byte, 16)
 	_, _ = rand.Read(secretBytes)
 	c.Slack = slackConfig{SigningSecret: hex.EncodeToString(secretBytes), BotToken: shellToken, APIURL: fake.URL, Interval: duration(200 * time.Millisecond)}
-	c.Jenkins = jenkinsConfig{URL: sim.URL}
+	c.Jenkins = jenkinsConfig{URL: sim.URL, TLS: backendTLS{ClientCert: "vault"}}
 	c.Redis.URL = redisURL
 	if c.Redis.Prefix == "" {
 		c.Redis.Prefix = "deploybot-shell"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot"
 	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/deploy"
@@ -40,6 +42,8 @@ func (r role) works() bool    { return r != roleResponder }
 // and what they share.
 type app struct {
 	log       *slog.Logger
+	certs     certSource
+	vault     *vault.Certs // set when certs come from Vault, to start and stop
 	reg       *prometheus.Registry
 	rdb       redis.UniversalClient
 	embedded  *miniredis.Miniredis
@@ -54,7 +58,10 @@ type app struct {
 // wiring holds what differs between a real process and the shell or a
 // test: whom to trust, and how fast to poll.
 type wiring struct {
-	auth         bot.Authorizer
+	auth bot.Authorizer
+	// certs replaces Vault as the source of client certificates (the
+	// shell's development CA).
+	certs        certSource
 	jenkinsHTTP  *http.Client
 	slackHTTP    *http.Client
 	pollInterval time.Duration
@@ -85,7 +92,17 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping})
+	if r.works() && needsVault(c) {
+		if err := a.wireCerts(c, w); err != nil {
+			a.close()
+			return nil, err
+		}
+	}
+	var checks []bot.Check
+	if a.certs != nil {
+		checks = append(checks, bot.Check{Name: "vault", Func: a.certs.Ready})
+	}
+	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping, Checks: checks})
 	auth := w.auth
 	if auth == nil {
 		if auth, err = authz.NewStatic(c.Policy); err != nil {
@@ -184,7 +201,9 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		if timeout == 0 {
 			timeout = 30 * time.Second
 		}
-		hc = &http.Client{Timeout: timeout}
+		if hc, err = a.backendClient(c.Jenkins.TLS, timeout); err != nil {
+			return fmt.Errorf("jenkins tls: %w", err)
+		}
 	}
 	runners := map[string]worker.Runner{}
 	if c.Jenkins.URL != "" {
@@ -214,6 +233,70 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 	return nil
 }
 
+// certSource gives client certificates: Vault's PKI, or the development CA.
+type certSource interface {
+	vault.CertSource
+	Ready() error
+	Roots(base *x509.CertPool) *x509.CertPool
+}
+
+// wireCerts sets up where client certificates come from. Vault is not
+// contacted until the app starts.
+func (a *app) wireCerts(c *fileConfig, w wiring) error {
+	if w.certs != nil {
+		a.certs = w.certs
+		return nil
+	}
+	certs, err := vault.New(vaultSettings(c.Vault), nil, a.log, vault.NewMetrics(a.reg))
+	if err != nil {
+		return err
+	}
+	a.certs, a.vault = certs, certs
+	return nil
+}
+
+// backendClient is the HTTP client for one backend's tls settings.
+func (a *app) backendClient(t backendTLS, timeout time.Duration) (*http.Client, error) {
+	var base *x509.CertPool
+	if t.CAFile != "" {
+		pool, err := readPool(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		base = pool
+	}
+	if t.ClientCert != "vault" {
+		if base == nil {
+			return &http.Client{Timeout: timeout}, nil
+		}
+		return vault.HTTPClient(nil, func() *x509.CertPool { return base }, timeout), nil
+	}
+	if base == nil {
+		if sys, err := x509.SystemCertPool(); err == nil {
+			base = sys
+		} else {
+			base = x509.NewCertPool()
+		}
+	}
+	certs := a.certs
+	return vault.HTTPClient(certs, func() *x509.CertPool { return certs.Roots(base) }, timeout), nil
+}
+
+// startCerts gets the first client certificate before workers start. If
+// Vault cannot be reached, workers start anyway: calls needing a
+// certificate fail and are retried, /readyz says why, and the certificate
+// is fetched as soon as Vault answers.
+func (a *app) startCerts(ctx context.Context) {
+	if a.vault == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := a.vault.Start(ctx); err != nil {
+		a.log.Error("no client certificate from Vault yet; retrying in the background", "err", err)
+	}
+}
+
 func catalog(c *fileConfig) commands.Catalog {
 	cat := commands.Catalog{Environments: c.Environments}
 	for _, name := range sortedKeys(c.Services) {
@@ -235,6 +318,9 @@ func (a *app) close() {
 // red, workers finish or hand back their jobs, queued Slack calls go out.
 func (a *app) shutdown(ctx context.Context) {
 	a.health.Drain()
+	if a.vault != nil {
+		a.vault.Stop()
+	}
 	if a.responder != nil {
 		a.responder.Wait()
 	}
