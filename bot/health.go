@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type HealthInput struct {
 	Interval time.Duration
 	// Timeout of one ping. Default 1s.
 	Timeout time.Duration
+	// Log gets a line when Redis stops or starts answering pings; the
+	// readiness page itself gives no internal details.
+	Log *slog.Logger
 }
 
 // Health backs /healthz (the process is up) and /readyz (Redis answers and
@@ -87,8 +91,17 @@ func (h *Health) check() {
 	defer cancel()
 	err := h.in.Ping(ctx)
 	h.mu.Lock()
+	was := h.err
 	h.err = err
 	h.mu.Unlock()
+	if h.in.Log != nil {
+		switch {
+		case err != nil && was == nil:
+			h.in.Log.Error("redis is not answering; not ready", "err", err)
+		case err == nil && was != nil:
+			h.in.Log.Info("redis answers again; ready")
+		}
+	}
 }
 
 // Fail marks the process unready until the next successful ping.
@@ -106,7 +119,8 @@ func (h *Health) Drain() {
 	h.mu.Unlock()
 }
 
-// Ready returns nil when the process can take requests.
+// Ready returns nil when the process can take requests; the error says
+// what is wrong in terms safe to show (details are in the logs).
 func (h *Health) Ready() error {
 	failing, _ := h.status()
 	if len(failing) > 0 {
@@ -125,7 +139,7 @@ func (h *Health) status() (failing, degraded []string) {
 		failing = append(failing, "shutting down")
 	}
 	if redisErr != nil {
-		failing = append(failing, "redis: "+redisErr.Error())
+		failing = append(failing, "redis: not answering")
 	}
 	for _, c := range h.in.Checks {
 		err := c.Func()
@@ -134,12 +148,22 @@ func (h *Health) status() (failing, degraded []string) {
 		}
 		var d interface{ Degraded() bool }
 		if errors.As(err, &d) && d.Degraded() {
-			degraded = append(degraded, c.Name+": "+err.Error())
+			degraded = append(degraded, c.Name+": "+summary(err))
 		} else {
-			failing = append(failing, c.Name+": "+err.Error())
+			failing = append(failing, c.Name+": "+summary(err))
 		}
 	}
 	return failing, degraded
+}
+
+// summary is what a public readiness page may say about err: its Summary
+// when it has one (without internal addresses), else its text.
+func summary(err error) string {
+	var s interface{ Summary() string }
+	if errors.As(err, &s) {
+		return s.Summary()
+	}
+	return err.Error()
 }
 
 // ServeHealthz answers 200 while the process runs.

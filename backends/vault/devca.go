@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -20,11 +21,10 @@ import (
 // keys live in memory and die with the process. It is not for production,
 // and says so when it starts.
 type DevCA struct {
-	ca     *x509.Certificate
-	caCert tls.Certificate
-	key    *ecdsa.PrivateKey
-	ttl    time.Duration
-	name   string
+	ca   *x509.Certificate
+	key  *ecdsa.PrivateKey
+	ttl  time.Duration
+	name string
 
 	mu     sync.Mutex
 	client *tls.Certificate
@@ -58,8 +58,7 @@ func NewDevCA(cn string, ttl time.Duration, log *slog.Logger) (*DevCA, error) {
 	if log != nil {
 		log.Warn("DEVELOPMENT CA IN USE: client certificates are made in memory by this process, not by Vault; not for production")
 	}
-	return &DevCA{ca: ca, key: key, ttl: ttl, name: cn, serial: 1,
-		caCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: ca}}, nil
+	return &DevCA{ca: ca, key: key, ttl: ttl, name: cn, serial: 1}, nil
 }
 
 // Issue makes a certificate for cn signed by the CA: a client certificate,
@@ -134,6 +133,9 @@ func (d *DevCA) Roots(base *x509.CertPool) *x509.CertPool {
 // ServerTLS is a TLS config for a server on hosts that requires client
 // certificates from this CA: what a backend double behind mTLS uses.
 func (d *DevCA) ServerTLS(hosts ...string) (*tls.Config, error) {
+	if len(hosts) == 0 {
+		return nil, errors.New("vault: dev ca: a server certificate needs a host")
+	}
 	cert, err := d.Issue(hosts[0], 24*time.Hour, hosts...)
 	if err != nil {
 		return nil, err

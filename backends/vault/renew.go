@@ -2,9 +2,6 @@ package vault
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,73 +11,74 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 )
 
-// Start logs in and gets the first certificate, waiting at most until ctx is
-// done, then keeps both fresh in the background until Stop. If the first
-// certificate cannot be had in time, Start returns why but goes on trying in
+// Start logs in and gets the first certificate, then keeps both fresh in the
+// background until Stop. It returns once the first certificate is held, or
+// when ctx is done (with the last failure); either way renewal goes on in
 // the background, so a worker started during a Vault outage recovers by
 // itself.
 func (c *Certs) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.stop != nil {
+		c.mu.Unlock()
+		return errors.New("vault: already started")
+	}
 	bg, cancel := context.WithCancel(context.Background())
-	c.stop, c.done = cancel, make(chan struct{})
-	first := make(chan error, 1)
-	go c.run(bg, first)
+	c.stop, c.done, c.ready = cancel, make(chan struct{}), make(chan struct{})
+	done, ready := c.done, c.ready
+	c.mu.Unlock()
+	go c.run(bg)
 	select {
-	case err := <-first:
-		return err
+	case <-ready:
+		return nil
+	case <-done:
+		return errors.New("vault: stopped before the first certificate")
 	case <-ctx.Done():
-		return fmt.Errorf("vault: first certificate: %w", ctx.Err())
+		if err := c.lastError(); err != nil {
+			return fmt.Errorf("vault: no certificate yet: %w", err)
+		}
+		return fmt.Errorf("vault: no certificate yet: %w", ctx.Err())
 	}
 }
 
-// Stop ends the background renewal. The held certificate stays usable until
-// it expires.
+// Stop ends the background renewal and revokes the AppRole token. The held
+// certificate stays usable until it expires.
 func (c *Certs) Stop() {
-	if c.stop != nil {
-		c.stop()
-		<-c.done
-		c.stop = nil
+	c.mu.Lock()
+	stop, done := c.stop, c.done
+	c.stop = nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
 	}
+}
+
+// session is the loop's view of the current token.
+type session struct {
+	watcher *api.LifetimeWatcher
+	// relogin is when a token that cannot be renewed should be replaced;
+	// zero when nothing needs doing.
+	relogin time.Time
+	// denied is set when Vault refused a freshly issued token: a policy
+	// problem that logging in again will not fix.
+	denied bool
 }
 
 // run is the background loop: log in when needed, issue when due, retry
-// with backoff when Vault fails, and log in again when the token's renewal
-// ends.
-func (c *Certs) run(ctx context.Context, first chan<- error) {
+// with backoff when Vault fails, and log in again before the token lapses.
+func (c *Certs) run(ctx context.Context) {
 	defer close(c.done)
-	reported := false
-	report := func(err error) {
-		if !reported {
-			first <- err
-			reported = true
-		}
-	}
-	var session *api.LifetimeWatcher
-	defer func() {
-		if session != nil {
-			session.Stop()
-		}
-	}()
+	st := &session{}
+	defer c.dropToken(st)
 	failures := 0
-	for ctx.Err() == nil {
-		var err error
-		if session == nil && c.client.Token() == "" {
-			session, err = c.login(ctx)
-		}
-		if err == nil && c.due() {
-			err = c.issue(ctx)
-			var re *api.ResponseError
-			if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized) {
-				c.client.ClearToken() // the token was revoked or expired: log in again
-				if session != nil {
-					session.Stop()
-					session = nil
-				}
-			}
+	for {
+		err := c.step(ctx, st)
+		if ctx.Err() != nil {
+			return // stopping; an interrupted call is not a failure
 		}
 		if err != nil {
-			c.failed(err)
-			report(err)
 			failures++
+			c.failed(err)
 			if !sleep(ctx, backoff(failures)) {
 				return
 			}
@@ -88,23 +86,88 @@ func (c *Certs) run(ctx context.Context, first chan<- error) {
 		}
 		failures = 0
 		c.recovered()
-		report(nil)
-		var ended <-chan error
-		if session != nil {
-			ended = session.DoneCh()
-		}
-		select {
-		case <-ctx.Done():
+		if !c.wait(ctx, st) {
 			return
-		case <-time.After(time.Until(c.renewAt())):
-		case err := <-ended:
-			// Vault refused to renew the token any more (max TTL, or revoked).
-			c.log.Info("vault token renewal ended; logging in again", "reason", fmt.Sprint(err))
-			session.Stop()
-			session = nil
-			c.client.ClearToken()
 		}
 	}
+}
+
+// step logs in if there is no token and issues a certificate if one is due.
+// A token that Vault no longer accepts is replaced at once, without counting
+// as a failure.
+func (c *Certs) step(ctx context.Context, st *session) error {
+	// While failing, the loop does not wait on the token's timers; check
+	// them here so a token that lapsed meanwhile is replaced.
+	if st.watcher != nil {
+		select {
+		case <-st.watcher.DoneCh():
+			c.dropToken(st)
+		default:
+		}
+	}
+	if !st.relogin.IsZero() && !c.now().Before(st.relogin) {
+		c.dropToken(st)
+	}
+	fresh := false
+	if c.client.Token() == "" {
+		if err := c.login(ctx, st); err != nil {
+			return err
+		}
+		fresh = true
+	}
+	if !c.due() {
+		return nil
+	}
+	err := c.issue(ctx)
+	if isDenied(err) && !fresh && !st.denied && c.cfg.Token == "" {
+		c.log.Info("vault no longer accepts the token; logging in again")
+		c.dropToken(st)
+		if err := c.login(ctx, st); err != nil {
+			return err
+		}
+		err = c.issue(ctx)
+	}
+	st.denied = isDenied(err)
+	if err != nil {
+		c.metrics.renewals.WithLabelValues("error").Inc()
+		if st.denied {
+			return fmt.Errorf("%w (the token is fresh, so its policy must allow update on %s/issue/%s)", err, c.cfg.PKIMount, c.cfg.PKIRole)
+		}
+		return err
+	}
+	c.metrics.renewals.WithLabelValues("ok").Inc()
+	return nil
+}
+
+func isDenied(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized)
+}
+
+// wait sleeps until the certificate is due, the token's renewal ends or the
+// token should be replaced. It returns false when stopping.
+func (c *Certs) wait(ctx context.Context, st *session) bool {
+	var ended <-chan error
+	if st.watcher != nil {
+		ended = st.watcher.DoneCh()
+	}
+	var relogin <-chan time.Time
+	if !st.relogin.IsZero() {
+		relogin = time.After(time.Until(st.relogin))
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Until(c.renewAt())):
+	case err := <-ended:
+		// Vault will not renew the token any more (max TTL, or revoked).
+		c.log.Info("vault token renewal ended; logging in again", "reason", fmt.Sprint(err))
+		c.dropToken(st)
+	case <-relogin:
+		c.log.Info("vault token is near the end of its life; logging in again")
+		c.dropToken(st)
+	}
+	return true
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -133,24 +196,46 @@ func (c *Certs) renewAt() time.Time {
 
 func (c *Certs) due() bool { return !c.now().Before(c.renewAt()) }
 
-// login authenticates and, when the token can be renewed, watches it.
-func (c *Certs) login(ctx context.Context) (*api.LifetimeWatcher, error) {
+// callTimeout bounds one call to Vault: 30 s, but no more than a quarter
+// of the held certificate's remaining life (and no less than 5 s), so one
+// hung request cannot use up the time left to renew.
+func (c *Certs) callTimeout() time.Duration {
+	d := 30 * time.Second
+	if h := c.current.Load(); h != nil {
+		d = min(d, max(h.notAfter.Sub(c.now())/4, 5*time.Second))
+	}
+	return d
+}
+
+// login authenticates and arranges for the token to stay valid: a
+// renewable token is watched, another one replaced at two thirds of its
+// life.
+func (c *Certs) login(ctx context.Context, st *session) error {
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout())
+	defer cancel()
 	secret, err := c.authenticate(ctx)
 	if err != nil {
 		c.metrics.logins.WithLabelValues("error").Inc()
-		return nil, err
+		return err
 	}
 	c.metrics.logins.WithLabelValues("ok").Inc()
-	if secret == nil || secret.Auth == nil || !secret.Auth.Renewable {
-		c.log.Info("vault token is not renewable; it is used until it expires")
-		return nil, nil
+	st.watcher, st.relogin = nil, time.Time{}
+	if secret == nil || secret.Auth == nil {
+		return nil
 	}
-	w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
-	if err != nil {
-		return nil, fmt.Errorf("vault: watch token: %w", err)
+	lease := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	switch {
+	case secret.Auth.Renewable:
+		w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err != nil {
+			return fmt.Errorf("vault: watch token: %w", err)
+		}
+		go w.Start()
+		st.watcher = w
+	case lease > 0 && c.cfg.Token == "":
+		st.relogin = c.now().Add(lease * 2 / 3)
 	}
-	go w.Start()
-	return w, nil
+	return nil
 }
 
 func (c *Certs) authenticate(ctx context.Context) (*api.Secret, error) {
@@ -159,10 +244,9 @@ func (c *Certs) authenticate(ctx context.Context) (*api.Secret, error) {
 		secret, err := c.client.Auth().Token().RenewSelfWithContext(ctx, 0)
 		var re *api.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
-			return nil, nil // a token that cannot be renewed (a root or periodic-less token)
+			return nil, nil // a token that cannot be renewed: used as it is until it expires
 		}
 		if err != nil {
-			c.client.ClearToken()
 			return nil, fmt.Errorf("vault: token: %w", err)
 		}
 		return secret, nil
@@ -177,14 +261,35 @@ func (c *Certs) authenticate(ctx context.Context) (*api.Secret, error) {
 	}
 	secret, err := c.client.Auth().Login(ctx, auth)
 	if err != nil {
+		c.client.ClearToken()
 		return nil, fmt.Errorf("vault: approle login: %w", err)
 	}
 	c.log.Info("logged in to vault with approle", "renewable", secret.Auth != nil && secret.Auth.Renewable)
 	return secret, nil
 }
 
+// dropToken forgets the token; one deploybot logged in for itself is
+// revoked first, so replaced tokens do not pile up in Vault.
+func (c *Certs) dropToken(st *session) {
+	if st.watcher != nil {
+		st.watcher.Stop()
+		st.watcher = nil
+	}
+	st.relogin = time.Time{}
+	if c.cfg.Token == "" && c.client.Token() != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.client.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+			c.log.Debug("could not revoke the old vault token", "err", err)
+		}
+	}
+	c.client.ClearToken()
+}
+
 // issue asks the PKI engine for a new certificate and makes it current.
 func (c *Certs) issue(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout())
+	defer cancel()
 	path := c.cfg.PKIMount + "/issue/" + c.cfg.PKIRole
 	issuedAt := c.now()
 	secret, err := c.client.Logical().WriteWithContext(ctx, path, map[string]any{
@@ -193,92 +298,21 @@ func (c *Certs) issue(ctx context.Context) error {
 		"format":      "pem",
 	})
 	if err != nil {
-		c.metrics.renewals.WithLabelValues("error").Inc()
 		return fmt.Errorf("vault: issue %s: %w", path, err)
 	}
 	h, roots, err := parseIssued(secret, issuedAt)
 	if err != nil {
-		c.metrics.renewals.WithLabelValues("error").Inc()
 		return err
 	}
 	c.current.Store(h)
 	c.mu.Lock()
 	c.roots = roots
 	c.mu.Unlock()
-	c.metrics.renewals.WithLabelValues("ok").Inc()
 	c.log.Info("client certificate issued", "serial", h.serial, "not_after", h.notAfter.UTC().Format(time.RFC3339))
 	if c.OnRenew != nil {
 		c.OnRenew(h.cert.Leaf)
 	}
 	return nil
-}
-
-// parseIssued reads a PKI issue response: the certificate, its key, the
-// issuing CA and chain.
-func parseIssued(secret *api.Secret, issuedAt time.Time) (*held, []*x509.Certificate, error) {
-	if secret == nil || secret.Data == nil {
-		return nil, nil, errors.New("vault: issue: empty response")
-	}
-	certPEM, _ := secret.Data["certificate"].(string)
-	keyPEM, _ := secret.Data["private_key"].(string)
-	issuing, _ := secret.Data["issuing_ca"].(string)
-	if certPEM == "" || keyPEM == "" {
-		return nil, nil, errors.New("vault: issue: response has no certificate or key")
-	}
-	var cas []*x509.Certificate
-	chainPEM := []string{issuing}
-	if list, ok := secret.Data["ca_chain"].([]any); ok {
-		for _, v := range list {
-			if s, ok := v.(string); ok {
-				chainPEM = append(chainPEM, s)
-			}
-		}
-	}
-	seen := map[string]bool{}
-	for _, p := range chainPEM {
-		for _, ca := range parsePEMCerts(p) {
-			if !seen[string(ca.Raw)] {
-				seen[string(ca.Raw)] = true
-				cas = append(cas, ca)
-			}
-		}
-	}
-	// Present the leaf with any intermediates, not self-signed roots.
-	full := certPEM
-	for _, ca := range cas {
-		if ca.CheckSignatureFrom(ca) != nil {
-			full += "\n" + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}))
-		}
-	}
-	cert, err := tls.X509KeyPair([]byte(full), []byte(keyPEM))
-	if err != nil {
-		return nil, nil, fmt.Errorf("vault: issue: key pair: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, nil, fmt.Errorf("vault: issue: certificate: %w", err)
-	}
-	cert.Leaf = leaf
-	serial, _ := secret.Data["serial_number"].(string)
-	return &held{cert: cert, issuedAt: issuedAt, notAfter: leaf.NotAfter, serial: serial}, cas, nil
-}
-
-func parsePEMCerts(s string) []*x509.Certificate {
-	var out []*x509.Certificate
-	rest := []byte(s)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return out
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
-			out = append(out, c)
-		}
-	}
 }
 
 func (c *Certs) failed(err error) {
@@ -304,4 +338,17 @@ func (c *Certs) recovered() {
 	}
 	c.lastErr = nil
 	c.failing = time.Time{}
+	if c.ready != nil && c.current.Load() != nil {
+		select {
+		case <-c.ready:
+		default:
+			close(c.ready)
+		}
+	}
+}
+
+func (c *Certs) lastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
 }

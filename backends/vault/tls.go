@@ -1,9 +1,10 @@
 package vault
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
+	"net"
 	"net/http"
 	"time"
 )
@@ -16,35 +17,29 @@ type CertSource interface {
 // HTTPClient is an HTTP client for a backend. It presents src's current
 // certificate on every new connection (nil src: none), so a renewed
 // certificate is used without a restart. roots, when not nil, is asked on
-// every handshake which CAs to trust for the server — so a PKI's issuing CA
+// every connection which CAs to trust for the server, so a PKI's issuing CA
 // learnt after the client was made is trusted too; nil means the system's
-// roots.
+// roots. The server is verified by crypto/tls as usual, host name or IP
+// address included.
 func HTTPClient(src CertSource, roots func() *x509.CertPool, timeout time.Duration) *http.Client {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	base := &tls.Config{MinVersion: tls.VersionTLS12}
 	if src != nil {
-		cfg.GetClientCertificate = src.GetClientCertificate
-	}
-	if roots != nil {
-		// The standard verification, with roots read at handshake time
-		// (the pattern crypto/tls documents for VerifyConnection).
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("vault: server sent no certificate")
-			}
-			opts := x509.VerifyOptions{
-				DNSName:       cs.ServerName,
-				Roots:         roots(),
-				Intermediates: x509.NewCertPool(),
-			}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
-		}
+		base.GetClientCertificate = src.GetClientCertificate
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
+	tr.TLSClientConfig = base
+	if roots != nil {
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := base.Clone()
+			cfg.ServerName = host // an IP address is checked against the certificate's IP SANs
+			cfg.RootCAs = roots()
+			return (&tls.Dialer{NetDialer: dialer, Config: cfg}).DialContext(ctx, network, addr)
+		}
+	}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }

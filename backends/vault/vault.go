@@ -87,9 +87,9 @@ func (c Config) Check() []string {
 	if c.PKIRole == "" {
 		out = append(out, "pki_role: required: the PKI role client certificates are issued under")
 	}
-	for name, v := range map[string]string{"pki_mount": c.PKIMount, "approle_mount": c.AppRoleMount, "pki_role": c.PKIRole} {
-		if strings.ContainsAny(v, " \t\r\n?#") || strings.Contains(v, "..") || strings.HasPrefix(v, "/") {
-			out = append(out, fmt.Sprintf("%s: %q is not a valid Vault path", name, v))
+	for _, p := range []struct{ name, v string }{{"approle_mount", c.AppRoleMount}, {"pki_mount", c.PKIMount}, {"pki_role", c.PKIRole}} {
+		if strings.ContainsAny(p.v, " \t\r\n?#") || strings.Contains(p.v, "..") || strings.HasPrefix(p.v, "/") {
+			out = append(out, fmt.Sprintf("%s: %q is not a valid Vault path", p.name, p.v))
 		}
 	}
 	if c.TTL < 0 || (c.TTL > 0 && c.TTL < time.Second) {
@@ -115,9 +115,13 @@ type RenewalError struct {
 
 // Error says since when renewal fails, why, and how long the certificate
 // lasts.
-func (e *RenewalError) Error() string {
-	return fmt.Sprintf("vault: certificate renewal failing since %s (%v); current certificate valid until %s",
-		e.Since.UTC().Format(time.RFC3339), e.Err, e.ValidUntil.UTC().Format(time.RFC3339))
+func (e *RenewalError) Error() string { return e.Summary() + ": " + e.Err.Error() }
+
+// Summary is Error without Vault's own message (which names internal
+// addresses and paths), for a public readiness page.
+func (e *RenewalError) Summary() string {
+	return fmt.Sprintf("certificate renewal failing since %s; current certificate valid until %s",
+		e.Since.UTC().Format(time.RFC3339), e.ValidUntil.UTC().Format(time.RFC3339))
 }
 
 // Unwrap returns the last renewal error.
@@ -125,6 +129,35 @@ func (e *RenewalError) Unwrap() error { return e.Err }
 
 // Degraded marks the error as one readiness reports without failing.
 func (e *RenewalError) Degraded() bool { return true }
+
+// NoCertificateError says no valid certificate is held, and why if known.
+// errors.Is(err, ErrNoCertificate) is true.
+type NoCertificateError struct {
+	Since time.Time // when renewal started failing, if it did
+	Err   error     // the last failure, if any
+}
+
+// Error says that there is no certificate, and the last failure.
+func (e *NoCertificateError) Error() string {
+	if e.Err == nil {
+		return ErrNoCertificate.Error()
+	}
+	return e.Summary() + ": " + e.Err.Error()
+}
+
+// Summary is Error without Vault's own message.
+func (e *NoCertificateError) Summary() string {
+	if e.Since.IsZero() {
+		return "no valid client certificate"
+	}
+	return "no valid client certificate; Vault failing since " + e.Since.UTC().Format(time.RFC3339)
+}
+
+// Is makes errors.Is(err, ErrNoCertificate) true.
+func (e *NoCertificateError) Is(target error) bool { return target == ErrNoCertificate }
+
+// Unwrap returns the last failure.
+func (e *NoCertificateError) Unwrap() error { return e.Err }
 
 // held is an issued certificate with what is needed to decide its renewal.
 type held struct {
@@ -152,7 +185,8 @@ type Certs struct {
 	failing time.Time
 	lastErr error
 	stop    context.CancelFunc
-	done    chan struct{}
+	done    chan struct{} // closed when the loop ends
+	ready   chan struct{} // closed when the first certificate is held
 }
 
 // New returns Certs for cfg; hc (nil: a default client) carries requests to
@@ -162,11 +196,15 @@ func New(cfg Config, hc *http.Client, log *slog.Logger, m *Metrics) (*Certs, err
 	if problems := cfg.Check(); len(problems) > 0 {
 		return nil, fmt.Errorf("vault: %s", strings.Join(problems, "; "))
 	}
-	vc := api.DefaultConfig()
-	vc.Address = cfg.Address
-	if hc != nil {
-		vc.HttpClient = hc
+	// Built by hand, not from api.DefaultConfig, so Vault's environment
+	// variables (VAULT_SKIP_VERIFY, VAULT_AGENT_ADDR, …) cannot change what
+	// the config says. VAULT_NAMESPACE is still honoured.
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		hc = &http.Client{Transport: tr}
 	}
+	vc := &api.Config{Address: cfg.Address, HttpClient: hc, MaxRetries: 2, Timeout: 30 * time.Second}
 	if cfg.CAFile != "" {
 		if err := vc.ConfigureTLS(&api.TLSConfig{CACert: cfg.CAFile}); err != nil {
 			return nil, fmt.Errorf("vault: ca_file: %w", err)
@@ -215,10 +253,7 @@ func (c *Certs) Ready() error {
 	defer c.mu.Unlock()
 	h := c.current.Load()
 	if h == nil || !c.now().Before(h.notAfter) {
-		if c.lastErr != nil {
-			return fmt.Errorf("%w: %v", ErrNoCertificate, c.lastErr)
-		}
-		return ErrNoCertificate
+		return &NoCertificateError{Since: c.failing, Err: c.lastErr}
 	}
 	if c.lastErr != nil {
 		return &RenewalError{Since: c.failing, ValidUntil: h.notAfter, Err: c.lastErr}

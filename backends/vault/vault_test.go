@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -210,4 +211,71 @@ func mustMarshalKey(t *testing.T, cert tls.Certificate) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestServerIdentityIsChecked: a trusted CA's certificate for another name
+// or another address does not let a server pass for the backend.
+func TestServerIdentityIsChecked(t *testing.T) {
+	t.Parallel()
+	ca, _ := NewDevCA("worker", time.Hour, nil)
+	roots := func() *x509.CertPool { return ca.Roots(nil) }
+	for _, tc := range []struct {
+		name  string
+		hosts []string
+		ok    bool
+	}{
+		{"right IP", []string{"127.0.0.1"}, true},
+		{"another name", []string{"evil.example"}, false},
+		{"another IP", []string{"10.9.8.7"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := ca.ServerTLS(tc.hosts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			srv.TLS = cfg
+			srv.StartTLS()
+			defer srv.Close()
+			_, err = HTTPClient(ca, roots, 5*time.Second).Get(srv.URL)
+			if (err == nil) != tc.ok {
+				t.Fatalf("GET %s with a certificate for %v: err = %v, want ok=%v", srv.URL, tc.hosts, err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestStopWhileStarting: with Vault unreachable, Start waits; Stop ends it
+// instead of leaving it blocked.
+func TestStopWhileStarting(t *testing.T) {
+	t.Parallel()
+	c, err := New(Config{Address: "https://127.0.0.1:1", RoleID: "r", SecretID: "s", PKIRole: "worker"}, nil, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- c.Start(context.Background()) }()
+	for c.lastError() == nil {
+		time.Sleep(time.Millisecond) // wait for a failed attempt: the loop is running
+	}
+	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already started") {
+		t.Fatalf("a second Start = %v", err)
+	}
+	c.Stop()
+	select {
+	case err := <-started:
+		if err == nil {
+			t.Fatal("Start reported success without a certificate")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start did not return after Stop")
+	}
+	if err := c.Ready(); !errors.Is(err, ErrNoCertificate) {
+		t.Fatalf("Ready = %v", err)
+	}
+	var nc *NoCertificateError
+	if !errors.As(c.Ready(), &nc) || strings.Contains(nc.Summary(), "127.0.0.1") {
+		t.Fatalf("the summary for a public page leaks the address: %v", c.Ready())
+	}
 }

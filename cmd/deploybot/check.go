@@ -37,6 +37,7 @@ func (l *loaded) check() {
 	l.checkRedis()
 	l.checkJenkins()
 	l.checkTLS("jenkins.tls", l.cfg.Jenkins.TLS)
+	l.checkTLSScheme("jenkins.tls", l.cfg.Jenkins.URL, l.cfg.Jenkins.TLS)
 	l.checkVault()
 	l.checkDurations()
 	envs := map[string]bool{}

@@ -40,6 +40,14 @@ func (l *loaded) checkTLS(path string, t backendTLS) {
 	}
 }
 
+// checkTLSScheme refuses a client certificate for a backend reached over
+// plain HTTP, where it would never be presented.
+func (l *loaded) checkTLSScheme(path, url string, t backendTLS) {
+	if t.ClientCert == "vault" && strings.HasPrefix(url, "http://") {
+		l.bad(path+".client_cert", "", "vault certificates are only presented over https, and %s is http", strings.TrimSuffix(path, ".tls")+".url")
+	}
+}
+
 // checkVault validates the vault section when a backend needs it. Missing
 // credentials are warnings, like other secrets: they come from the
 // environment at run time.
@@ -77,6 +85,9 @@ func (l *loaded) checkVault() {
 		default:
 			l.bad("vault."+key, "", "%s", msg)
 		}
+	}
+	if strings.HasPrefix(v.Address, "http://") {
+		l.warn("vault.address", "plain http: the secret ID and tokens would cross the network in clear text")
 	}
 	if v.Token != "" && !l.envSet("VAULT_TOKEN") {
 		l.warn("vault.token", "a secret in the config file; prefer VAULT_TOKEN")

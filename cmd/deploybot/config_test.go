@@ -228,3 +228,32 @@ services:
 		t.Fatalf("vault settings = %+v; want AppRole", cfg)
 	}
 }
+
+func TestCheckConfigRefusesCertificatesOverPlainHTTP(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `jenkins:
+  url: http://jenkins.example.com/
+  tls: {client_cert: vault}
+vault:
+  address: http://vault.example.com:8200
+  token: t
+  pki_role: worker
+services:
+  api:
+    build: {job: api-build}
+`)
+	l, err := loadConfig(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.problems) != 1 || !strings.Contains(l.problems[0].String(), "jenkins.tls.client_cert: vault certificates are only presented over https") {
+		t.Fatalf("problems = %v", l.problems)
+	}
+	var warned bool
+	for _, w := range l.warnings {
+		warned = warned || strings.Contains(w.String(), "vault.address: plain http")
+	}
+	if !warned {
+		t.Fatalf("no warning about Vault over plain http: %v", l.warnings)
+	}
+}

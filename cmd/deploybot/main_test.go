@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/vault"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue/queuetest"
 )
 
 func TestRunUsage(t *testing.T) {
@@ -47,5 +53,42 @@ func TestServeRefusesToStartWithoutSecrets(t *testing.T) {
 	})
 	if code != 1 || !strings.Contains(errb.String(), "REDIS_URL") {
 		t.Fatalf("worker without REDIS_URL = %d, %q", code, errb.String())
+	}
+}
+
+// brokenCerts is a certificate source with no certificate.
+type brokenCerts struct{ *vault.DevCA }
+
+func (brokenCerts) Ready() error { return &vault.NoCertificateError{} }
+
+// TestVaultTroubleDoesNotTakeSlackDown: without a client certificate a
+// worker is not ready, but a process that also answers Slack stays ready
+// and says it is degraded.
+func TestVaultTroubleDoesNotTakeSlackDown(t *testing.T) {
+	t.Parallel()
+	ca, err := vault.NewDevCA("w", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisURL, prefix := queuetest.URL(t)
+	for _, tc := range []struct {
+		role role
+		code int
+	}{{roleWorker, 503}, {roleServe, 200}} {
+		l := &loaded{name: "test", fromEnv: map[string]string{}, cfg: fileConfig{
+			Redis:   redisConfig{URL: redisURL, Prefix: prefix},
+			Slack:   slackConfig{SigningSecret: "s", BotToken: "xoxb-1"},
+			Jenkins: jenkinsConfig{URL: "https://jenkins.example.com/", TLS: backendTLS{ClientCert: "vault"}},
+		}}
+		a, err := newApp(l, tc.role, slog.New(slog.DiscardHandler), wiring{certs: brokenCerts{ca}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		a.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		a.close()
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), "vault: no valid client certificate") {
+			t.Errorf("%s: /readyz = %d %q, want %d naming the missing certificate", tc.role, rec.Code, rec.Body.String(), tc.code)
+		}
 	}
 }

@@ -33,7 +33,6 @@ func runServer(ctx context.Context, l *loaded, r role, log *slog.Logger) error {
 
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.health.Start()
-	a.startCerts(ctx)
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -51,6 +50,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			a.startCerts(workCtx) // after Serve: Slack is answered while Vault is slow
 			if err := a.pool.Run(workCtx); err != nil {
 				errc <- err
 			}

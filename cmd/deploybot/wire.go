@@ -100,9 +100,15 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	}
 	var checks []bot.Check
 	if a.certs != nil {
-		checks = append(checks, bot.Check{Name: "vault", Func: a.certs.Ready})
+		ready := a.certs.Ready
+		if r.responds() {
+			// The responder never needs a certificate: a worker's Vault
+			// trouble must not take Slack's endpoint out of service.
+			ready = func() error { return degradedOnly(a.certs.Ready()) }
+		}
+		checks = append(checks, bot.Check{Name: "vault", Func: ready})
 	}
-	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping, Checks: checks})
+	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping, Checks: checks, Log: log})
 	auth := w.auth
 	if auth == nil {
 		if auth, err = authz.NewStatic(c.Policy); err != nil {
@@ -282,20 +288,35 @@ func (a *app) backendClient(t backendTLS, timeout time.Duration) (*http.Client, 
 	return vault.HTTPClient(certs, func() *x509.CertPool { return certs.Roots(base) }, timeout), nil
 }
 
-// startCerts gets the first client certificate before workers start. If
-// Vault cannot be reached, workers start anyway: calls needing a
-// certificate fail and are retried, /readyz says why, and the certificate
-// is fetched as soon as Vault answers.
+// startCerts waits up to 15 s for the first client certificate before
+// workers start. If Vault cannot be reached, workers start anyway: calls
+// needing a certificate fail and are retried, /readyz says why, and the
+// certificate is fetched as soon as Vault answers. (The renewal loop logs
+// each failure itself.)
 func (a *app) startCerts(ctx context.Context) {
 	if a.vault == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := a.vault.Start(ctx); err != nil {
-		a.log.Error("no client certificate from Vault yet; retrying in the background", "err", err)
+	if a.vault.Start(ctx) != nil {
+		a.log.Warn("workers start without a client certificate; Vault is retried in the background")
 	}
 }
+
+// degradedOnly turns a failing check into a degraded one.
+func degradedOnly(err error) error {
+	if err == nil {
+		return nil
+	}
+	return degraded{err}
+}
+
+type degraded struct{ error }
+
+func (degraded) Degraded() bool { return true }
+
+func (d degraded) Unwrap() error { return d.error }
 
 func catalog(c *fileConfig) commands.Catalog {
 	cat := commands.Catalog{Environments: c.Environments}

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -53,14 +52,20 @@ func TestAppRoleLoginAndIssue(t *testing.T) {
 	if life := time.Until(leaf.NotAfter); life > 31*time.Minute || life < 29*time.Minute {
 		t.Fatalf("certificate lives %v, want the 30m asked for", life)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.Roots(nil), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if len(cert.Certificate) != 2 {
+		t.Fatalf("presented %d certificates; want the leaf and the intermediate", len(cert.Certificate))
+	}
+	inter, _ := x509.ParseCertificate(cert.Certificate[1])
+	pool := x509.NewCertPool()
+	pool.AddCert(inter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.Roots(nil), Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Fatalf("the certificate does not chain to the PKI's CA: %v", err)
 	}
 }
 
 func TestWrongCredentialsAreReported(t *testing.T) {
 	v := startVault(t, "1h", "4h")
-	c, err := vault.New(vault.Config{Address: v.addr, RoleID: v.roleID, SecretID: "not-the-secret", PKIRole: "worker"}, v.client(), nil, nil)
+	c, err := vault.New(vault.Config{Address: v.addr, RoleID: v.roleID, SecretID: "not-the-secret", PKIMount: "pki_int", PKIRole: "worker"}, v.client(), nil, nil)
 	must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -188,6 +193,7 @@ func call(t *testing.T, hc *http.Client, url string) error {
 func TestRenewalBeforeExpiry(t *testing.T) {
 	v := startVault(t, "1h", "4h")
 	renewed := make(chan *big.Int, 4)
+	issued := time.Now()
 	c := v.certs(t, 9*time.Second, func(leaf *x509.Certificate) { renewed <- leaf.SerialNumber })
 	first, _ := c.GetClientCertificate(nil)
 	select {
@@ -216,6 +222,11 @@ func TestRenewalBeforeExpiry(t *testing.T) {
 	if time.Now().After(first.Leaf.NotAfter) {
 		t.Fatal("renewed only after the old certificate expired")
 	}
+	// Two thirds into its life, not early: the renewal happened no sooner
+	// than half of the 9 s after the first certificate was issued.
+	if time.Since(issued) < 4500*time.Millisecond {
+		t.Fatalf("renewed %v after issue; too early for a 9 s certificate", time.Since(issued))
+	}
 	hc.CloseIdleConnections() // the next call opens a new connection
 	must(t, call(t, hc, srv.URL))
 	if srv.last().Cmp(next) != 0 {
@@ -224,38 +235,76 @@ func TestRenewalBeforeExpiry(t *testing.T) {
 }
 
 // TestTokenRenewalEndsAndLogsInAgain: the AppRole token may be renewed only
-// up to its max TTL; then deploybot logs in again, and certificates keep
-// coming.
+// up to its max TTL (4 s here); then deploybot logs in again. The
+// certificate lasts an hour, so no certificate request can be what set off
+// the new logins: the token's own lifecycle did, with no failure on the way.
 func TestTokenRenewalEndsAndLogsInAgain(t *testing.T) {
 	v := startVault(t, "2s", "4s")
 	reg := prometheus.NewRegistry()
-	m := vault.NewMetrics(reg)
-	secretFile := t.TempDir() + "/secret-id"
-	must(t, writeFile(secretFile, v.secretID(t)))
-	c, err := vault.New(vault.Config{Address: v.addr, RoleID: v.roleID, SecretIDFile: secretFile, PKIRole: "worker", TTL: 9 * time.Second},
-		v.client(), slog.New(slog.DiscardHandler), m)
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	must(t, c.Start(ctx))
-	defer c.Stop()
+	c := v.certsWith(t, time.Hour, vault.NewMetrics(reg))
 	logins := func() float64 { return counter(t, reg, "deploybot_vault_logins_total", "ok") }
-	renewals := func() float64 { return counter(t, reg, "deploybot_cert_renewals_total", "ok") }
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && (logins() < 2 || renewals() < 2) {
+	for time.Now().Before(deadline) && logins() < 3 {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if logins() < 2 || renewals() < 2 {
-		t.Fatalf("after the token's max TTL: %v logins, %v certificates; want a new login and certificates after it", logins(), renewals())
+	if logins() < 3 {
+		t.Fatalf("%v logins; want new ones as each token reaches its max TTL", logins())
+	}
+	for _, m := range []string{"deploybot_vault_logins_total", "deploybot_cert_renewals_total"} {
+		if got := counter(t, reg, m, "error"); got != 0 {
+			t.Fatalf("%s{outcome=error} = %v; the token's lifecycle is not a failure", m, got)
+		}
 	}
 	if err := c.Ready(); err != nil {
 		t.Fatalf("Ready = %v", err)
 	}
-	if got := counter(t, reg, "deploybot_vault_logins_total", "error"); got != 0 {
-		t.Fatalf("%v failed logins", got)
-	}
 	if n, err := testutil.GatherAndCount(reg, "deploybot_cert_expiry_seconds"); err != nil || n != 1 {
 		t.Fatalf("cert_expiry_seconds: %d series, %v", n, err)
+	}
+}
+
+// TestRevokedTokenIsReplaced: an operator revokes the worker's tokens. At
+// the next renewal Vault refuses the old token; deploybot logs in again and
+// gets its certificate, without reporting a failure.
+func TestRevokedTokenIsReplaced(t *testing.T) {
+	v := startVault(t, "1h", "4h")
+	reg := prometheus.NewRegistry()
+	renewed := make(chan struct{}, 4)
+	v.start(t, v.newCerts(t, 6*time.Second, vault.NewMetrics(reg)), func(*x509.Certificate) { renewed <- struct{}{} })
+	<-renewed // the first certificate
+	must(t, v.root.Sys().RevokePrefix("auth/approle/login"))
+	select {
+	case <-renewed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no certificate after the token was revoked")
+	}
+	if got := counter(t, reg, "deploybot_vault_logins_total", "ok"); got != 2 {
+		t.Fatalf("%v logins; want exactly one more after the revocation", got)
+	}
+	if got := counter(t, reg, "deploybot_cert_renewals_total", "error"); got != 0 {
+		t.Fatalf("%v renewal errors for a routine re-login", got)
+	}
+}
+
+// TestPolicyDeniedIsReportedWithoutALoginStorm: a role whose policy does not
+// allow issuing. deploybot says so, backs off, and does not log in again
+// and again (each login would leave a token behind and use up a secret ID).
+func TestPolicyDeniedIsReportedWithoutALoginStorm(t *testing.T) {
+	v := startVault(t, "1h", "4h")
+	must(t, v.root.Sys().PutPolicy("deploybot-worker", `path "pki_int/issue/other" { capabilities = ["update"] }`))
+	reg := prometheus.NewRegistry()
+	c, err := vault.New(vault.Config{Address: v.addr, RoleID: v.roleID, SecretID: v.secretID(t), PKIMount: "pki_int", PKIRole: "worker"},
+		v.client(), nil, vault.NewMetrics(reg))
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	err = c.Start(ctx)
+	defer c.Stop()
+	if err == nil || !strings.Contains(err.Error(), "policy must allow update on pki_int/issue/worker") {
+		t.Fatalf("Start = %v, want the policy named", err)
+	}
+	if got := counter(t, reg, "deploybot_vault_logins_total", "ok"); got != 1 {
+		t.Fatalf("%v logins in 8 s of refusals; want 1", got)
 	}
 }
 
@@ -264,7 +313,7 @@ func TestTokenRenewalEndsAndLogsInAgain(t *testing.T) {
 // the certificate expires readiness fails.
 func TestVaultGoesAway(t *testing.T) {
 	v := startVault(t, "1h", "4h")
-	c := v.certs(t, 12*time.Second, nil)
+	c := v.certs(t, 15*time.Second, nil)
 	cert, _ := c.GetClientCertificate(nil)
 	srv := newSerialServer(t, v)
 	hc := vault.HTTPClient(c, func() *x509.CertPool { return c.Roots(nil) }, 5*time.Second)
@@ -284,7 +333,7 @@ func TestVaultGoesAway(t *testing.T) {
 	if re == nil {
 		t.Fatalf("no renewal failure reported; Ready = %v", c.Ready())
 	}
-	if code, body := readyz(); code != 200 || !strings.Contains(body, "degraded: vault: vault: certificate renewal failing") {
+	if code, body := readyz(); code != 200 || !strings.Contains(body, "degraded: vault: certificate renewal failing") {
 		t.Fatalf("/readyz while Vault is down = %d %q; want 200 with the failure", code, body)
 	}
 	hc.CloseIdleConnections()

@@ -54,17 +54,25 @@ func startVault(t testing.TB, tokenTTL, tokenMaxTTL string) *testVault {
 	v := &testVault{cluster: cluster, root: root, addr: root.Address(), caPool: x509.NewCertPool(), stop: stop}
 	v.caPool.AppendCertsFromPEM(cluster.CACertPEM)
 
+	// A root CA, and an intermediate that issues: the layout Vault's PKI
+	// guide recommends, so the chain handling is exercised.
 	must(t, root.Sys().Mount("pki", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "87600h"}}))
 	write(t, root, "pki/root/generate/internal", map[string]any{"common_name": "deploybot test root", "ttl": "87600h"})
-	write(t, root, "pki/roles/worker", map[string]any{
-		"allow_any_name": true, "client_flag": true, "server_flag": false, "max_ttl": "2h", "key_type": "ec", "key_bits": 256,
+	must(t, root.Sys().Mount("pki_int", &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "43800h"}}))
+	csr := write(t, root, "pki_int/intermediate/generate/internal", map[string]any{"common_name": "deploybot test intermediate"})
+	signed := write(t, root, "pki/root/sign-intermediate", map[string]any{"csr": csr.Data["csr"], "format": "pem_bundle", "ttl": "43800h"})
+	write(t, root, "pki_int/intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"]})
+	write(t, root, "pki_int/roles/worker", map[string]any{
+		"allowed_domains": "workers.deploybot.test", "allow_subdomains": true,
+		"client_flag": true, "server_flag": false, "max_ttl": "2h",
 	})
-	write(t, root, "pki/roles/backend", map[string]any{
-		"allow_any_name": true, "allow_ip_sans": true, "server_flag": true, "client_flag": false, "max_ttl": "24h", "key_type": "ec", "key_bits": 256,
+	write(t, root, "pki_int/roles/backend", map[string]any{
+		"allowed_domains": "deploybot.test", "allow_subdomains": true, "allow_ip_sans": true,
+		"server_flag": true, "client_flag": false, "max_ttl": "24h",
 	})
 	must(t, root.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}))
 	// The worker's policy can do one thing: issue certificates under its role.
-	must(t, root.Sys().PutPolicy("deploybot-worker", `path "pki/issue/worker" { capabilities = ["update"] }`))
+	must(t, root.Sys().PutPolicy("deploybot-worker", `path "pki_int/issue/worker" { capabilities = ["update"] }`))
 	write(t, root, "auth/approle/role/deploybot", map[string]any{
 		"token_policies": "deploybot-worker", "token_ttl": tokenTTL, "token_max_ttl": tokenMaxTTL,
 	})
@@ -101,13 +109,29 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // certs starts deploybot's certificate keeper with AppRole credentials.
 func (v *testVault) certs(t testing.TB, ttl time.Duration, onRenew func(*x509.Certificate)) *vault.Certs {
 	t.Helper()
+	return v.start(t, v.newCerts(t, ttl, nil), onRenew)
+}
+
+// certsWith is certs with the metrics going to m.
+func (v *testVault) certsWith(t testing.TB, ttl time.Duration, m *vault.Metrics) *vault.Certs {
+	t.Helper()
+	return v.start(t, v.newCerts(t, ttl, m), nil)
+}
+
+func (v *testVault) newCerts(t testing.TB, ttl time.Duration, m *vault.Metrics) *vault.Certs {
+	t.Helper()
 	secretFile := t.TempDir() + "/secret-id"
 	must(t, os.WriteFile(secretFile, []byte(v.secretID(t)+"\n"), 0o600))
 	c, err := vault.New(vault.Config{
 		Address: v.addr, RoleID: v.roleID, SecretIDFile: secretFile,
-		PKIRole: "worker", CommonName: "{host}.workers.deploybot.test", TTL: ttl,
-	}, v.client(), nil, nil)
+		PKIMount: "pki_int", PKIRole: "worker", CommonName: "{host}.workers.deploybot.test", TTL: ttl,
+	}, v.client(), nil, m)
 	must(t, err)
+	return c
+}
+
+func (v *testVault) start(t testing.TB, c *vault.Certs, onRenew func(*x509.Certificate)) *vault.Certs {
+	t.Helper()
 	c.OnRenew = onRenew
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -121,11 +145,16 @@ func (v *testVault) certs(t testing.TB, ttl time.Duration, onRenew func(*x509.Ce
 // verified against the PKI's CA.
 func (v *testVault) backendTLS(t testing.TB, record func(*x509.Certificate)) *tls.Config {
 	t.Helper()
-	s := write(t, v.root, "pki/issue/backend", map[string]any{"common_name": "jenkins.test", "ip_sans": "127.0.0.1", "ttl": "1h"})
-	cert, err := tls.X509KeyPair([]byte(s.Data["certificate"].(string)), []byte(s.Data["private_key"].(string)))
+	s := write(t, v.root, "pki_int/issue/backend", map[string]any{"common_name": "jenkins.deploybot.test", "ip_sans": "127.0.0.1", "ttl": "1h"})
+	chain := s.Data["certificate"].(string) + "\n" + s.Data["issuing_ca"].(string)
+	cert, err := tls.X509KeyPair([]byte(chain), []byte(s.Data["private_key"].(string)))
+	must(t, err)
+	// Client certificates chain to the intermediate, which the worker sends
+	// along; the server trusts the root.
+	rootCA, err := v.root.Logical().Read("pki/cert/ca")
 	must(t, err)
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(s.Data["issuing_ca"].(string)))
+	pool.AppendCertsFromPEM([]byte(rootCA.Data["certificate"].(string)))
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	if record != nil {
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
