@@ -98,17 +98,7 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 			return nil, err
 		}
 	}
-	var checks []bot.Check
-	if a.certs != nil {
-		ready := a.certs.Ready
-		if r.responds() {
-			// The responder never needs a certificate: a worker's Vault
-			// trouble must not take Slack's endpoint out of service.
-			ready = func() error { return degradedOnly(a.certs.Ready()) }
-		}
-		checks = append(checks, bot.Check{Name: "vault", Func: ready})
-	}
-	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping, Checks: checks, Log: log})
+	a.wireHealth(r)
 	auth := w.auth
 	if auth == nil {
 		if auth, err = authz.NewStatic(c.Policy); err != nil {
@@ -135,6 +125,22 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	}
 	a.handler = mux
 	return a, nil
+}
+
+// wireHealth sets up readiness: Redis, and the client certificate for
+// roles that run workers.
+func (a *app) wireHealth(r role) {
+	var checks []bot.Check
+	if a.certs != nil {
+		ready := a.certs.Ready
+		if r.responds() {
+			// The responder never needs a certificate: a worker's Vault
+			// trouble must not take Slack's endpoint out of service.
+			ready = func() error { return degradedOnly(a.certs.Ready()) }
+		}
+		checks = append(checks, bot.Check{Name: "vault", Func: ready})
+	}
+	a.health = bot.NewHealth(bot.HealthInput{Ping: a.q.Ping, Checks: checks, Log: a.log})
 }
 
 // wireSlack makes the Slack client; workers need a bot token to post.
