@@ -70,6 +70,47 @@ type Build struct {
 	Timestamp         int64  `json:"timestamp"`
 	FullDisplayName   string `json:"fullDisplayName"`
 	QueueID           int64  `json:"queueId"`
+	// ChangeSet (freestyle builds) or ChangeSets (Pipeline builds) list the
+	// commits the build was the first to include.
+	ChangeSet  *ChangeSet  `json:"changeSet"`
+	ChangeSets []ChangeSet `json:"changeSets"`
+	// Culprits are who Jenkins thinks may have broken the build: everyone
+	// with a change since the last success.
+	Culprits []Culprit `json:"culprits"`
+}
+
+// ChangeSet is the commits of one checkout in a build.
+type ChangeSet struct {
+	Kind  string       `json:"kind"`
+	Items []ChangeItem `json:"items"`
+}
+
+// ChangeItem is one commit.
+type ChangeItem struct {
+	CommitID    string `json:"commitId"`
+	AuthorEmail string `json:"authorEmail"`
+	Author      struct {
+		FullName string `json:"fullName"`
+	} `json:"author"`
+	Msg string `json:"msg"`
+}
+
+// Culprit is a Jenkins user.
+type Culprit struct {
+	FullName    string `json:"fullName"`
+	AbsoluteURL string `json:"absoluteUrl"`
+}
+
+// Changes returns the commits of all the build's checkouts.
+func (b Build) Changes() []ChangeItem {
+	var out []ChangeItem
+	if b.ChangeSet != nil {
+		out = append(out, b.ChangeSet.Items...)
+	}
+	for _, cs := range b.ChangeSets {
+		out = append(out, cs.Items...)
+	}
+	return out
 }
 
 // Build reads build number of job.

@@ -278,5 +278,8 @@ func (s *Server) serveBuild(w http.ResponseWriter, j *job, b *build) {
 			m["result"] = b.result
 		}
 		setParameters(m, b.params)
+		if b.authors != nil {
+			setChangeSet(m, b.number, b.authors)
+		}
 	})
 }

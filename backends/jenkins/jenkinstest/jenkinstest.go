@@ -90,6 +90,8 @@ type build struct {
 	queue  int64
 	polls  int
 	result string
+	// authors are the e-mail addresses of the build's commits, if set.
+	authors []string
 }
 
 type fault struct {
@@ -133,6 +135,22 @@ func (s *Server) AddJob(path string, params ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.jobs[path] = &job{path: path, params: params, next: 1, builds: map[int]*build{}}
+}
+
+// AddBuild records a finished build of job (history that happened before
+// the test), with the commits of authors (e-mail addresses) in its change
+// set. The job's next build number moves past it.
+func (s *Server) AddBuild(path string, number int, result string, authors ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[path]
+	if authors == nil {
+		authors = []string{} // no commits, rather than the recorded payload's
+	}
+	j.builds[number] = &build{number: number, result: result, polls: 1 << 30, authors: authors, params: url.Values{}}
+	if number >= j.next {
+		j.next = number + 1
+	}
 }
 
 // DisableJob makes the job answer 409 to build requests.

@@ -88,3 +88,22 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// setChangeSet replaces the build's change set with one commit per author,
+// shaped like the recorded git change set, and names the authors as
+// culprits.
+func setChangeSet(m map[string]any, number int, authors []string) {
+	var items, culprits []any
+	for i, email := range authors {
+		name := strings.SplitN(email, "@", 2)[0]
+		sha := fmt.Sprintf("%040x", number*100+i)
+		items = append(items, map[string]any{
+			"_class": "hudson.plugins.git.GitChangeSet", "affectedPaths": []any{"main.go"},
+			"commitId": sha, "id": sha, "author": map[string]any{"fullName": name}, "authorEmail": email,
+			"comment": "change by " + name + "\n", "msg": "change by " + name,
+		})
+		culprits = append(culprits, map[string]any{"fullName": name})
+	}
+	m["changeSet"] = map[string]any{"_class": "hudson.plugins.git.GitChangeSetList", "kind": "git", "items": items}
+	m["culprits"] = culprits
+}
