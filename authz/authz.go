@@ -30,7 +30,15 @@ type Denied struct {
 
 // Error names the permission and the user's groups.
 func (d *Denied) Error() string {
+	if d.Permission.AnyService() {
+		msg := fmt.Sprintf("you may not %s anything (needs a `%s:` grant for some service)", d.Permission.Action, d.Permission.Action)
+		return d.finish(msg)
+	}
 	msg := fmt.Sprintf("you may not %s %s (needs `%s`)", d.Permission.Action, d.Permission.Service, d.Permission)
+	return d.finish(msg)
+}
+
+func (d *Denied) finish(msg string) string {
 	if d.DeniedBy != "" {
 		msg += fmt.Sprintf("; it is denied by the rule `%s`", d.DeniedBy)
 	}
@@ -95,25 +103,32 @@ func NewStatic(p Policy) (*Static, error) {
 func (s *Static) Groups(user string) []string { return s.userGroups[user] }
 
 // Check returns nil if user may have perm, or a *Denied. Read-only
-// permissions are always allowed.
+// permissions are always allowed. A permission that names no service
+// (AnyService) is allowed when the action is allowed on some service and
+// not denied on all of them; the exact service is checked later.
 func (s *Static) Check(_ context.Context, user string, perm commands.Permission) error {
 	if perm.ReadOnly() {
 		return nil
 	}
 	groups := s.userGroups[user]
 	want := perm.String()
+	allow, deny := Match, Match
+	if perm.AnyService() {
+		want = perm.Action
+		allow, deny = matchAction, matchActionEverywhere
+	}
 	allowed := false
 	for _, r := range s.rules {
 		if !contains(groups, r.Group) {
 			continue
 		}
 		for _, pat := range r.Deny {
-			if Match(pat, want) {
+			if deny(pat, want) {
 				return &Denied{User: user, Permission: perm, Groups: groups, DeniedBy: pat}
 			}
 		}
 		for _, pat := range r.Allow {
-			if Match(pat, want) {
+			if allow(pat, want) {
 				allowed = true
 			}
 		}
@@ -162,6 +177,28 @@ func Match(pattern, perm string) bool {
 	}
 	for i, p := range ps {
 		if ok, _ := path.Match(p, qs[i]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// matchAction reports whether pattern grants action on at least one
+// service: its first part matches the action.
+func matchAction(pattern, action string) bool {
+	first, _, _ := strings.Cut(pattern, ":")
+	ok, _ := path.Match(first, action)
+	return ok
+}
+
+// matchActionEverywhere reports whether pattern covers action on every
+// service and environment: its other parts are all "*".
+func matchActionEverywhere(pattern, action string) bool {
+	if !matchAction(pattern, action) {
+		return false
+	}
+	for _, seg := range strings.Split(pattern, ":")[1:] {
+		if seg != "*" {
 			return false
 		}
 	}

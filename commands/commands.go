@@ -20,11 +20,15 @@ type Request struct {
 	Service string `json:"service,omitempty"`
 	Ref     string `json:"ref,omitempty"`
 	Env     string `json:"env,omitempty"`
+	// Change is a Gerrit change number.
+	Change int `json:"change,omitempty"`
 	// Topic is the command a help request asks about.
 	Topic string `json:"topic,omitempty"`
 }
 
-// Permission is what a request needs to be allowed.
+// Permission is what a request needs to be allowed. A request that does not
+// name its service (a Gerrit change, until its project is looked up) asks
+// for the action on some service; the worker checks the exact one.
 func (r Request) Permission() Permission {
 	return Permission{Action: r.Action, Service: r.Service, Env: r.Env}
 }
@@ -33,6 +37,9 @@ func (r Request) Permission() Permission {
 func (r Request) String() string {
 	var b strings.Builder
 	b.WriteString(r.Kind)
+	if r.Change > 0 {
+		b.WriteString(fmt.Sprintf(" change %d", r.Change))
+	}
 	if r.Service != "" {
 		b.WriteString(" " + r.Service)
 		if r.Ref != "" {
@@ -52,6 +59,10 @@ type Permission struct {
 	Service string
 	Env     string
 }
+
+// AnyService reports whether the permission names no service: it asks
+// whether the action is allowed on some service.
+func (p Permission) AnyService() bool { return p.Action != "" && p.Service == "" }
 
 // ReadOnly reports whether the permission needs no grant.
 func (p Permission) ReadOnly() bool { return p.Action == "" }

@@ -29,6 +29,8 @@ type Command struct {
 func Builtin() []Command {
 	return []Command{
 		buildCommand(),
+		recheckCommand(),
+		submitCommand(),
 		statusCommand(),
 		helpCommand(),
 	}
