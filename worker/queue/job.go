@@ -2,6 +2,7 @@ package queue
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"encoding/binary"
 	"time"
 
@@ -28,6 +29,9 @@ type Job struct {
 	// Attempt counts runs after retryable failures; the first run is 1.
 	Attempt   int       `json:"attempt"`
 	CreatedAt time.Time `json:"created_at"`
+	// Payload is an event as a backend sent it (a webhook body), for jobs
+	// that process one.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -166,8 +166,9 @@ if redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[8
 if dedupeTTL > 0 then redis.call('SET', KEYS[5], ARGV[2], 'PX', dedupeTTL) end
 redis.call('HSET', KEYS[2], 'job', ARGV[1], 'state', 'queued', 'created', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-local indexes = {KEYS[4]}
-if ARGV[9] == '1' then indexes[2] = KEYS[3] end
+local indexes = {}
+if ARGV[10] == '1' then indexes[#indexes + 1] = KEYS[4] end
+if ARGV[9] == '1' then indexes[#indexes + 1] = KEYS[3] end
 for _, k in ipairs(indexes) do
   redis.call('ZADD', k, ARGV[5], ARGV[2])
   redis.call('ZREMRANGEBYRANK', k, 0, -(tonumber(ARGV[7]) + 1))
@@ -208,14 +209,19 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 		dedupeKey = q.key("dedupe", dd.Key)
 		dedupeTTL = dd.TTL.Milliseconds()
 	}
-	indexService := "0"
-	if job.Request.Service != "" {
-		indexService = "1"
+	// Jobs with a message of their own are listed by /deploy status;
+	// background ones (webhook events, notice buttons) are not.
+	indexService, indexRecent := "0", "0"
+	if job.Channel != "" {
+		indexRecent = "1"
+		if job.Request.Service != "" {
+			indexService = "1"
+		}
 	}
 	keys := []string{q.streamKey(), q.recordKey(job.ID), q.key("svc", job.Request.Service), q.key("recent"), dedupeKey, q.delayedKey()}
 	res, err := enqueueScript.Run(ctx, q.rdb, keys,
 		string(body), job.ID, dedupeTTL, deadline, job.CreatedAt.UnixMilli(),
-		int64(q.cfg.RecordTTL/time.Second), q.cfg.Recent, q.cfg.MaxBacklog, indexService).StringSlice()
+		int64(q.cfg.RecordTTL/time.Second), q.cfg.Recent, q.cfg.MaxBacklog, indexService, indexRecent).StringSlice()
 	if err != nil {
 		return Enqueued{}, fmt.Errorf("queue: enqueue %s: %w", job.ID, err)
 	}
@@ -235,7 +241,7 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 
 // scripts are loaded by Init, so the first request does not pay for a
 // NOSCRIPT round trip.
-var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript}
+var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript}
 
 // Init creates the consumer group (and the stream) if they do not exist and
 // loads the queue's scripts into Redis.
