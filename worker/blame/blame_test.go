@@ -1,0 +1,326 @@
+package blame_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
+	"github.com/seed-5eb4e92e/deploybot/worker/blame"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue/queuetest"
+)
+
+// notifier records what would be shown in Slack.
+type notifier struct {
+	mu    sync.Mutex
+	shown []queue.Notice
+	dms   []string
+	posts int
+}
+
+func (n *notifier) Show(_ context.Context, notice queue.Notice) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.shown = append(n.shown, notice)
+	if notice.MessageTS != "" {
+		return notice.MessageTS, nil
+	}
+	n.posts++
+	return "1700000000.00000" + string(rune('0'+n.posts)), nil
+}
+
+func (n *notifier) DM(_ context.Context, user string, _ queue.Notice) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dms = append(n.dms, user)
+	return nil
+}
+
+func (n *notifier) last() queue.Notice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.shown[len(n.shown)-1]
+}
+
+// directory is Slack's users.lookupByEmail, in memory.
+type directory map[string]string
+
+func (d directory) LookupEmail(_ context.Context, email string) (string, bool, error) {
+	id, ok := d[email]
+	return id, ok, nil
+}
+
+type env struct {
+	engine  *blame.Engine
+	notify  *notifier
+	jenkins *jenkinstest.Server
+	q       *queue.Queue
+	changes *changes
+}
+
+// changes records recheck comments, as Gerrit would receive them.
+type changes struct {
+	mu       sync.Mutex
+	rechecks []string
+}
+
+func (c *changes) Recheck(_ context.Context, project string, number int, comment string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rechecks = append(c.rechecks, fmt.Sprintf("%s %d %s", project, number, comment))
+	return nil
+}
+
+func newEnv(t *testing.T, cfg blame.Config) *env {
+	t.Helper()
+	q, _, _ := queuetest.New(t, queue.Config{})
+	sim := jenkinstest.Start(jenkinstest.Options{})
+	t.Cleanup(sim.Close)
+	sim.AddJob("platform-api-verify", "GERRIT_REFSPEC")
+	sim.AddJob("api-postmerge")
+	jc, err := jenkins.New(jenkins.Config{URL: sim.URL}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Services == nil {
+		cfg.Services = []blame.Service{{Name: "api", Channel: "C_API", Project: "platform/api", Jobs: []string{"api-postmerge"}}}
+	}
+	if cfg.CIAccounts == nil {
+		cfg.CIAccounts = []string{"ci"}
+	}
+	n := &notifier{}
+	dir := directory{"ann@example.com": "U_ANN", "upe@example.com": "U_UPE", "alice@example.com": "U_ALICE", "carol@example.com": "U_CAROL"}
+	ch := &changes{}
+	deps := blame.Deps{Builds: jc, Changes: ch, Directory: dir, Notifier: n, Store: q}
+	return &env{engine: blame.New(cfg, deps, nil), notify: n, jenkins: sim, q: q, changes: ch}
+}
+
+func recorded(t *testing.T, name string) jenkins.Notification {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "backends", "jenkins", "jenkinstest", "testdata", "notification", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := jenkins.ParseNotification(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) handle(t *testing.T, r blame.Result) {
+	t.Helper()
+	if err := e.engine.Handle(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGatingFailureFromJenkins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{DM: true})
+	r, ok := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	if !ok || !r.Gating || r.Change == nil || r.Change.Number != 1503 {
+		t.Fatalf("result = %+v", r)
+	}
+	for i := 0; i < 3; i++ { // Jenkins may deliver it more than once
+		e.handle(t, r)
+	}
+	if e.notify.posts != 1 || len(e.notify.shown) != 1 {
+		t.Fatalf("%d posts, %d shows; want one notice", e.notify.posts, len(e.notify.shown))
+	}
+	n := e.notify.last()
+	if n.Channel != "C_API" || len(n.Breakers) != 1 || n.Breakers[0].SlackID != "U_UPE" ||
+		n.Breakers[0].Reason != "uploaded patch set 2 of change 1503" || n.Retry.Kind != "recheck" {
+		t.Fatalf("notice = %+v", n)
+	}
+	if strings.Join(e.notify.dms, ",") != "U_UPE" {
+		t.Fatalf("DMs = %v", e.notify.dms)
+	}
+	if _, ok := blame.FromNotification(recorded(t, "completed-failure.json")); ok {
+		t.Fatal("a COMPLETED message was taken as the final result")
+	}
+}
+
+func TestJenkinsAndGerritReportOneFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	vote := blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: r.Change}
+	e.handle(t, vote)
+	e.handle(t, vote)
+	if e.notify.posts != 1 {
+		t.Fatalf("%d posts for one failure reported by Jenkins and by Gerrit", e.notify.posts)
+	}
+	if n := e.notify.last(); len(n.Failures) != 2 {
+		t.Fatalf("the update should list both reports: %v", n.Failures)
+	}
+	// A CI vote of +1 on a new patch set fixes it.
+	fixed := *r.Change
+	fixed.PatchSet, fixed.Uploader = 3, blame.Account{Name: "Ann Owner", Email: "ann@example.com", Username: "ann"}
+	e.handle(t, blame.Result{Status: "SUCCESS", Gating: true, Vote: "Verified+1 by CI Bot", Change: &fixed})
+	n := e.notify.last()
+	if n.State != "fixed" || n.FixedIn != "patch set 3" || len(n.FixedBy) != 1 || n.FixedBy[0].SlackID != "U_ANN" {
+		t.Fatalf("after the fix = %+v", n)
+	}
+}
+
+func TestOwnerWhenCIStartedTheBuild(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	r.EventType, r.EventAccount = "comment-added", blame.Account{Name: "CI Bot", Email: "ci@example.com", Username: "ci"}
+	e.handle(t, r)
+	if b := e.notify.last().Breakers; len(b) != 1 || b[0].SlackID != "U_ANN" || b[0].Reason != "owner of change 1503" {
+		t.Fatalf("breakers = %+v", b)
+	}
+}
+
+// TestFirstFailingBuildAfterSuccess: #85 passed, #86 (alice's commit)
+// failed, #87 (bob's) failed too: alice broke it, not everyone since.
+// #88 (carol's) passes: fixed by carol.
+func TestFirstFailingBuildAfterSuccess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	e.jenkins.AddBuild("api-postmerge", 85, "SUCCESS", "dave@example.com")
+	e.jenkins.AddBuild("api-postmerge", 86, "FAILURE", "alice@example.com")
+	e.jenkins.AddBuild("api-postmerge", 87, "FAILURE", "bob@example.com")
+	e.jenkins.AddBuild("api-postmerge", 88, "SUCCESS", "carol@example.com")
+	url := e.jenkins.URL + "job/api-postmerge/87/"
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 87, Status: "FAILURE", URL: url})
+	n := e.notify.last()
+	if len(n.Breakers) != 1 || n.Breakers[0].SlackID != "U_ALICE" || !strings.Contains(n.Breakers[0].Reason, "api-postmerge #86, the first failing build") {
+		t.Fatalf("breakers = %+v", n.Breakers)
+	}
+	if n.Retry.Kind != "rebuild" || n.Retry.Job != "api-postmerge" {
+		t.Fatalf("retry = %+v", n.Retry)
+	}
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 88, Status: "SUCCESS"})
+	n = e.notify.last()
+	if n.State != "fixed" || n.FixedIn != "#88" || len(n.FixedBy) != 1 || n.FixedBy[0].SlackID != "U_CAROL" {
+		t.Fatalf("after the fix = %+v", n)
+	}
+	if e.notify.posts != 1 {
+		t.Fatalf("%d posts; the fix must update the notice", e.notify.posts)
+	}
+	// A success with nothing open says nothing.
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 89, Status: "SUCCESS"})
+	if len(e.notify.shown) != 2 {
+		t.Fatalf("%d shows", len(e.notify.shown))
+	}
+}
+
+func TestCulpritsAndUnknownPeople(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{Aliases: map[string]string{"Zed": "U0ZED"}})
+	e.jenkins.AddBuild("api-postmerge", 5, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 5, Status: "FAILURE", Culprits: []string{"zed", "yan"}})
+	b := e.notify.last().Breakers
+	if len(b) != 2 || b[0].SlackID != "U0ZED" || b[1].SlackID != "" || b[1].Name != "yan" || !strings.Contains(b[1].Reason, "culprit") {
+		t.Fatalf("breakers = %+v", b)
+	}
+}
+
+func TestUnknownEmailIsNamedInPlainText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	e.jenkins.AddBuild("api-postmerge", 7, "FAILURE", "stranger@example.org")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 7, Status: "FAILURE"})
+	b := e.notify.last().Breakers
+	if len(b) != 1 || b[0].SlackID != "" || b[0].Email != "stranger@example.org" {
+		t.Fatalf("breakers = %+v", b)
+	}
+}
+
+func TestMutedAndUnrouted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	subject := "job:api-postmerge"
+	if err := e.q.SaveNotice(context.Background(), queue.Notice{Subject: subject, State: "fixed", MutedUntil: time.Now().Add(time.Hour), MutedBy: "U1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.jenkins.AddBuild("api-postmerge", 9, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 9, Status: "FAILURE"})
+	e.handle(t, blame.Result{Job: "unknown-job", Number: 1, Status: "FAILURE"})
+	if len(e.notify.shown) != 0 {
+		t.Fatalf("shown %d notices for a muted job and an unrouted one", len(e.notify.shown))
+	}
+	n, err := e.q.Notice(context.Background(), queue.NoticeID(subject))
+	if err != nil || !n.Open() || n.MessageTS != "" {
+		t.Fatalf("the muted failure should still be tracked, quietly: %+v, %v", n, err)
+	}
+}
+
+func TestGatingStaysOpenWhileAnotherJobFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	lint := r
+	lint.Job, lint.Number = "platform-api-lint", 12
+	e.handle(t, r)
+	e.handle(t, lint)
+	pass := r
+	pass.Status, pass.Number = "SUCCESS", 88
+	e.handle(t, pass)
+	n, _ := e.q.Notice(context.Background(), queue.NoticeID("change:platform/api:1503"))
+	if !n.Open() || strings.Join(n.Failing, ",") != "platform-api-lint" {
+		t.Fatalf("notice = %+v; lint still fails", n)
+	}
+}
+
+func TestRetryAndMute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	ctx := context.Background()
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	id := e.notify.last().ID
+	if id != queue.NoticeID("change:platform/api:1503") {
+		t.Fatalf("notice ID %q", id)
+	}
+	n, err := e.engine.Retry(ctx, id, "U_CLICK")
+	if err != nil || n.RetriedBy != "U_CLICK" {
+		t.Fatalf("Retry = %+v, %v", n, err)
+	}
+	if _, err := e.engine.Retry(ctx, id, "U_OTHER"); !errors.Is(err, blame.ErrAlreadyRetried) {
+		t.Fatalf("a second Retry for the same failure = %v", err)
+	}
+	if strings.Join(e.changes.rechecks, ";") != "platform/api 1503 recheck" {
+		t.Fatalf("rechecks = %v", e.changes.rechecks)
+	}
+	if last := e.notify.last(); last.RetriedBy != "U_CLICK" || last.MessageTS == "" {
+		t.Fatalf("the notice was not updated: %+v", last)
+	}
+	m, err := e.engine.Mute(ctx, id, "U_MUTE", time.Hour)
+	if err != nil || !m.Muted(time.Now()) || m.MutedBy != "U_MUTE" {
+		t.Fatalf("Mute = %+v, %v", m, err)
+	}
+	// A mute quiets new notices; it does not hide the fix of this one.
+	fix := *r.Change
+	fix.PatchSet = 3
+	e.handle(t, blame.Result{Status: "SUCCESS", Gating: true, Vote: "Verified+1", Change: &fix})
+	if last := e.notify.last(); last.State != "fixed" {
+		t.Fatalf("the muted notice's fix was not shown: %+v", last)
+	}
+	// Post-merge jobs are run again with the same parameters.
+	e.jenkins.AddBuild("api-postmerge", 3, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 3, Status: "FAILURE", Params: map[string]string{"GIT_REF": "main"}})
+	before := e.jenkins.QueueItemsCreated()
+	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:api-postmerge"), "U_CLICK"); err != nil {
+		t.Fatal(err)
+	}
+	if e.jenkins.QueueItemsCreated() != before+1 {
+		t.Fatal("the job was not started again")
+	}
+	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:nothing"), "U_CLICK"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("Retry of an unknown notice = %v", err)
+	}
+}
