@@ -40,6 +40,22 @@ type FollowUpper interface {
 	FollowUp(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error
 }
 
+// NoticeReader reads breakage notices, for their buttons.
+type NoticeReader interface {
+	Notice(ctx context.Context, id string) (queue.Notice, error)
+}
+
+// Deps are the responder's collaborators. FollowUp may be nil (no
+// follow-ups are sent), and so may Notices (notice buttons are refused).
+type Deps struct {
+	Queue    Queue
+	Notices  NoticeReader
+	Auth     Authorizer
+	FollowUp FollowUpper
+	Health   *Health
+	Metrics  *Metrics
+}
+
 // Config tunes the responder. Defaults are on the fields.
 type Config struct {
 	// SigningSecret verifies requests (v0 HMAC-SHA256). Required.
@@ -57,6 +73,9 @@ type Config struct {
 	MaxBody int64
 	// Recent is how many jobs /deploy status lists. Default 10.
 	Recent int64
+	// Hooks maps a webhook ("jenkins", "gerrit") to the secret its sender
+	// must present. A hook without a secret is not served.
+	Hooks map[string]string
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +103,7 @@ type Responder struct {
 	table   *commands.Table
 	catalog commands.Catalog
 	q       Queue
+	notices NoticeReader
 	auth    Authorizer
 	follow  FollowUpper
 	health  *Health
@@ -94,24 +114,23 @@ type Responder struct {
 	handler http.Handler
 }
 
-// New returns a responder. follow may be nil when no follow-ups can be sent.
-func New(cfg Config, table *commands.Table, catalog commands.Catalog, q Queue, auth Authorizer,
-	follow FollowUpper, health *Health, m *Metrics, log *slog.Logger) (*Responder, error) {
+// New returns a responder.
+func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, log *slog.Logger) (*Responder, error) {
 	if cfg.SigningSecret == "" {
 		return nil, errors.New("bot: a signing secret is required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if m == nil {
-		m = NewMetrics(nil)
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
 	}
-	if health == nil {
-		health = NewHealth(HealthInput{})
+	if d.Health == nil {
+		d.Health = NewHealth(HealthInput{})
 	}
 	r := &Responder{
-		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: q, auth: auth, follow: follow,
-		health: health, metrics: m, log: log, now: time.Now,
+		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, auth: d.Auth,
+		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
 	r.handler = r.routes()
 	return r, nil
@@ -125,6 +144,8 @@ func (r *Responder) routes() http.Handler {
 	mux.Handle("POST /slack/commands", r.timed("commands", r.handleCommand))
 	mux.Handle("POST /slack/interactions", r.timed("interactions", r.handleInteraction))
 	mux.Handle("POST /slack/events", r.timed("events", r.handleEvent))
+	mux.Handle("POST /hooks/jenkins", r.timed("hooks_jenkins", r.hook("jenkins")))
+	mux.Handle("POST /hooks/gerrit", r.timed("hooks_gerrit", r.hook("gerrit")))
 	mux.HandleFunc("GET /healthz", r.health.ServeHealthz)
 	mux.HandleFunc("GET /readyz", r.health.ServeReadyz)
 	return mux

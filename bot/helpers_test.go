@@ -85,7 +85,7 @@ func newFixtureWithQueue(t testing.TB, q *queue.Queue, reg *prometheus.Registry,
 		cfg.SigningSecret = testSecret
 	}
 	health := NewHealth(HealthInput{})
-	r, err := New(cfg, table, testCatalog, q, auth, s, health, m, nil)
+	r, err := New(cfg, table, testCatalog, Deps{Queue: q, Notices: q, Auth: auth, FollowUp: s, Health: health, Metrics: m}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -35,11 +36,14 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		return "ignored"
 	}
 	act := cb.ActionCallback.BlockActions[0]
-	if act.ActionID != ActionRetry {
-		w.WriteHeader(http.StatusOK)
-		return "ignored"
+	switch act.ActionID {
+	case ActionRetry:
+		out = r.retry(req.Context(), cb, act.Value)
+	case ActionNoticeRetry, ActionNoticeMute:
+		out = r.noticeAction(req.Context(), cb, act.ActionID, act.Value)
+	default:
+		out = "ignored"
 	}
-	out = r.retry(req.Context(), cb, act.Value)
 	w.WriteHeader(http.StatusOK)
 	return out
 }
@@ -69,13 +73,7 @@ func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id 
 		return out
 	}
 	if err := r.auth.Check(ctx, user, orig.Job.Request.Permission()); err != nil {
-		var d *authz.Denied
-		if errors.As(err, &d) {
-			tell("⛔ Not allowed: " + d.Error() + ".")
-			return "denied"
-		}
-		tell("⚠️ I could not check your permissions just now, so nothing was started.")
-		return "unavailable"
+		return r.deniedFollowUp(err, tell, log)
 	}
 	if !orig.State.Final() || orig.State == queue.StateSucceeded {
 		tell(fmt.Sprintf("Job `%s` is %s; there is nothing to retry.", id, orig.State))
@@ -97,6 +95,19 @@ func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id 
 	log.Info("retry queued", "job_id", res.ID)
 	tell(fmt.Sprintf("🔁 Retrying %s — job `%s`.", describe(job.Request), res.ID))
 	return "queued"
+}
+
+// deniedFollowUp tells a clicker why their click did nothing.
+func (r *Responder) deniedFollowUp(err error, tell func(string), log *slog.Logger) outcome {
+	var d *authz.Denied
+	if errors.As(err, &d) {
+		log.Info("click denied", "permission", d.Permission.String())
+		tell("⛔ Not allowed: " + d.Error() + ".")
+		return "denied"
+	}
+	log.Error("permission check failed", "err", err)
+	tell("⚠️ I could not check your permissions just now, so nothing was started.")
+	return "unavailable"
 }
 
 func (r *Responder) handleEvent(w http.ResponseWriter, req *http.Request) outcome {

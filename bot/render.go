@@ -34,6 +34,9 @@ func title(rec queue.Record) string {
 	if req.Kind != "" {
 		b.WriteString(strings.ToUpper(req.Kind[:1]) + req.Kind[1:])
 	}
+	if req.Change > 0 {
+		fmt.Fprintf(&b, " change %d", req.Change)
+	}
 	if req.Service != "" {
 		b.WriteString(" `" + escape(req.Service) + "`")
 	}
@@ -60,6 +63,9 @@ func statusLine(rec queue.Record) string {
 		return s
 	case queue.StateSucceeded:
 		s := "✅ *success*"
+		if rec.Result != "" && rec.Result != "SUCCESS" {
+			s = "✅ *" + strings.ToLower(escape(rec.Result)) + "*"
+		}
 		if rec.LinkText != "" {
 			s += " " + build
 		}

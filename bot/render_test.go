@@ -178,3 +178,39 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestNoticeMessageGolden(t *testing.T) {
+	t.Parallel()
+	change := &queue.NoticeChange{Project: "platform/api", Number: 1503, PatchSet: 2, Subject: "Add rate limiting <fast>", URL: "https://gerrit.example.com/c/platform/api/+/1503"}
+	gating := queue.Notice{
+		ID: "e93ba977c4355c6e6f0bff07a4f4f2f1", Subject: "change:platform/api:1503", Channel: "CAPI01", State: "failing",
+		Title: "change 1503", Gating: true, Change: change,
+		Links:    []queue.Link{{Text: "platform-api-verify #87", URL: "https://jenkins.example.com/job/platform-api-verify/87/"}},
+		Breakers: []queue.Person{{SlackID: "U0ANN", Name: "Ann Owner", Email: "ann@example.com", Reason: "owner of change 1503"}},
+		Failures: []string{"Verified-1 by CI Bot on patch set 2"}, Retry: queue.RetryTarget{Kind: "recheck", Project: "platform/api", Change: 1503},
+	}
+	job := queue.Notice{
+		ID: "0123456789abcdef0123456789abcdef", Subject: "job:api-postmerge", Channel: "CAPI01", State: "failing",
+		Title: "api-postmerge #87", Job: "api-postmerge",
+		Breakers: []queue.Person{
+			{Name: "Stranger", Email: "stranger@example.org", Reason: "committed to api-postmerge #86, the first failing build"},
+			{SlackID: "U0ALICE", Reason: "committed to api-postmerge #86, the first failing build"},
+		},
+		Failures: []string{"api-postmerge #86", "api-postmerge #87"}, Retry: queue.RetryTarget{Kind: "rebuild", Job: "api-postmerge"},
+		RetriedBy: "U0BOB", MutedUntil: t0.Add(30 * time.Minute), MutedBy: "U0CAROL",
+	}
+	fixed := job
+	fixed.State, fixed.FixedIn, fixed.FixedBy = "fixed", "#88", []queue.Person{{SlackID: "U0CAROL", Reason: "committed to api-postmerge #88"}}
+	nobody := gating
+	nobody.Breakers = nil
+	for name, n := range map[string]queue.Notice{"gating": gating, "job-muted": job, "job-fixed": fixed, "nobody": nobody} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			blocks, text := NoticeMessage(n, t0)
+			if text == "" {
+				t.Fatal("no fallback text")
+			}
+			golden(t, filepath.Join("golden", "notice-"+name+".json"), blocksJSON(t, blocks))
+		})
+	}
+}

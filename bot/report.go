@@ -30,6 +30,19 @@ func NewReporter(s *Slack, log *slog.Logger) *Reporter {
 // may not post in the channel, the requester is told through the
 // response_url instead — when the job starts and when it ends.
 func (r *Reporter) Report(ctx context.Context, rec queue.Record) (string, error) {
+	if rec.Channel == "" {
+		// A background job (a webhook, a notice's button) has no message
+		// of its own; whoever clicked hears about a failure.
+		if rec.State == queue.StateFailed || rec.State == queue.StateDead {
+			if rec.Job.ResponseURL != "" && rec.Error != "" {
+				msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: "⚠️ " + escape(rec.Error)}
+				if err := r.slack.FollowUp(ctx, rec.Job.ResponseURL, msg); err != nil {
+					r.log.Warn("follow-up failed", "job_id", rec.Job.ID, "err", err)
+				}
+			}
+		}
+		return "", nil
+	}
 	blocks, text := JobMessage(rec)
 	if rec.MessageTS != "" {
 		r.slack.Update(rec.Channel, rec.MessageTS, text, blocks)

@@ -49,6 +49,7 @@ type Slack struct {
 	mu       sync.Mutex
 	channels map[string]*channelQueue
 	wg       sync.WaitGroup
+	people   people
 }
 
 type opKind int

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -104,7 +105,7 @@ func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd
 		Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now(),
 	}
 	dd := queue.Dedupe{
-		Key: dedupeKey("cmd", cmd.TeamID, cmd.UserID, cmd.ChannelID, parsed.Kind, parsed.Service, parsed.Ref, parsed.Env),
+		Key: dedupeKey("cmd", cmd.TeamID, cmd.UserID, cmd.ChannelID, parsed.Kind, parsed.Service, parsed.Ref, parsed.Env, strconv.Itoa(parsed.Change)),
 		TTL: r.cfg.DedupeWindow,
 	}
 	res, err := r.enqueue(ctx, job, dd)
@@ -125,8 +126,11 @@ func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd
 	return "queued"
 }
 
-// describe is "build of api@feature/login".
+// describe is "build of api@feature/login" or "recheck of change 1503".
 func describe(req commands.Request) string {
+	if req.Change > 0 {
+		return fmt.Sprintf("%s of change %d", req.Kind, req.Change)
+	}
 	s := req.Kind + " of " + escape(req.Service)
 	if req.Ref != "" {
 		s += "@" + escape(req.Ref)

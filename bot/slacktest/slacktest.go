@@ -83,13 +83,14 @@ type Server struct {
 	blocked   map[string]bool
 	nextTS    int
 	observers []func(Event)
+	users     map[string]string // e-mail address → user ID
 }
 
 type limit struct{ times, retryAfter, status int }
 
 // Start runs a fake Slack that requires token (if not empty).
 func Start(token string) *Server {
-	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}}
+	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}, users: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/{method}", s.serveAPI)
 	mux.HandleFunc("POST /response/{name}", s.serveResponse)
@@ -126,6 +127,17 @@ func (s *Server) Fail(method string, times, status int) {
 	defer s.mu.Unlock()
 	s.limits[method] = &limit{times: times, status: status}
 }
+
+// AddUser makes users.lookupByEmail find id at email.
+func (s *Server) AddUser(id, email string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[strings.ToLower(email)] = id
+}
+
+// DMChannel is the direct-message channel conversations.open gives for
+// user.
+func DMChannel(user string) string { return "D" + user }
 
 // Block makes posts to channel fail with not_in_channel.
 func (s *Server) Block(channel string) {
@@ -225,6 +237,26 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeFile(w, http.StatusOK, "chat.postEphemeral.json", func(m map[string]any) { m["message_ts"] = s.newTS() })
 	case "auth.test":
 		writeFile(w, http.StatusOK, "auth.test.json", nil)
+	case "users.lookupByEmail":
+		s.mu.Lock()
+		id, ok := s.users[strings.ToLower(r.PostForm.Get("email"))]
+		s.mu.Unlock()
+		if !ok {
+			writeFile(w, http.StatusOK, "error-users_not_found.json", nil)
+			return
+		}
+		writeFile(w, http.StatusOK, "users.lookupByEmail.json", func(m map[string]any) {
+			if u, ok := m["user"].(map[string]any); ok {
+				u["id"] = id
+				if p, ok := u["profile"].(map[string]any); ok {
+					p["email"] = r.PostForm.Get("email")
+				}
+			}
+		})
+	case "conversations.open":
+		writeFile(w, http.StatusOK, "conversations.open.json", func(m map[string]any) {
+			m["channel"] = map[string]any{"id": DMChannel(r.PostForm.Get("users"))}
+		})
 	case "users.info":
 		id := r.PostForm.Get("user")
 		writeFile(w, http.StatusOK, "users.info.json", func(m map[string]any) {

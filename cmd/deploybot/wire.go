@@ -197,7 +197,7 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 		DedupeWindow:  c.Responder.DedupeWindow.D(),
 		RetryWindow:   c.Queue.RecordTTL.D(),
 		MaxBody:       c.Responder.MaxBody,
-	}, table, catalog(c), a.q, auth, a.slack, a.health, m, a.log)
+	}, table, catalog(c), bot.Deps{Queue: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}, a.log)
 	return err
 }
 

@@ -1,0 +1,140 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+const testHookSecret = "0123456789abcdef-hook"
+
+func (f *fixture) postHook(path string, body string, auth func(*http.Request)) int {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body)))
+	if auth != nil {
+		auth(req)
+	}
+	rec := httptest.NewRecorder()
+	f.r.Handler().ServeHTTP(rec, req)
+	return rec.Code
+}
+
+func TestHooks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, Config{Hooks: map[string]string{"gerrit": testHookSecret}})
+	event := `{"type":"comment-added","change":{"number":1503}}`
+	basic := func(r *http.Request) { r.SetBasicAuth("jenkins", testHookSecret) }
+	header := func(r *http.Request) { r.Header.Set("X-Deploybot-Token", testHookSecret) }
+	query := func(r *http.Request) { r.URL.RawQuery = "token=" + testHookSecret }
+	wrong := func(r *http.Request) { r.URL.RawQuery = "token=nope" }
+	tests := []struct {
+		name, path, body string
+		auth             func(*http.Request)
+		want             int
+	}{
+		{"no secret", "/hooks/gerrit", event, nil, http.StatusUnauthorized},
+		{"wrong secret", "/hooks/gerrit", event, wrong, http.StatusUnauthorized},
+		{"not configured", "/hooks/jenkins", event, basic, http.StatusNotFound},
+		{"not JSON", "/hooks/gerrit", "type=comment-added", query, http.StatusBadRequest},
+		{"not an object", "/hooks/gerrit", `[1,2]`, query, http.StatusBadRequest},
+		{"query token", "/hooks/gerrit", event, query, http.StatusAccepted},
+		{"header token", "/hooks/gerrit", event, header, http.StatusAccepted},
+		{"basic auth", "/hooks/gerrit", event, basic, http.StatusAccepted},
+		{"another event", "/hooks/gerrit", `{"type":"ref-updated"}`, query, http.StatusAccepted},
+	}
+	for _, tc := range tests {
+		if got := f.postHook(tc.path, tc.body, tc.auth); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// The same body three times is one job; the other event is another.
+	if n := depth(t, f.q); n != 2 {
+		t.Fatalf("%d jobs queued, want 2", n)
+	}
+	if got := outcomeCount(t, f.reg, "hooks_gerrit", "duplicate"); got != 2 {
+		t.Fatalf("duplicates counted %v", got)
+	}
+	big := `{"x":"` + strings.Repeat("a", 2<<20) + `"}`
+	if got := f.postHook("/hooks/gerrit", big, query); got != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized hook: %d", got)
+	}
+}
+
+func TestNoticeButtons(t *testing.T) {
+	t.Parallel()
+	policy, err := authz.NewStatic(authz.Policy{
+		Groups: map[string][]string{"devs": {"U_DEV"}, "others": {"U_OTHER"}},
+		Rules:  []authz.Rule{{Group: "devs", Allow: []string{"recheck:api"}}, {Group: "others", Allow: []string{"recheck:web"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, policy, Config{})
+	n := queue.Notice{Subject: "change:platform/api:1503", Service: "api", Channel: "C1", State: "failing", Title: "change 1503",
+		Failures: []string{"Verified-1 on patch set 2"}, Retry: queue.RetryTarget{Kind: "recheck", Project: "platform/api", Change: 1503}}
+	if err := f.q.SaveNotice(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	id := queue.NoticeID(n.Subject)
+	click := func(action, user string) {
+		body := clickBody(t, id, user, f.slack.ResponseURL("n"))
+		body = bytes.ReplaceAll(body, []byte("%22retry%22"), []byte("%22"+action+"%22"))
+		if rec := f.do(t, "/slack/interactions", body, nil); rec.Code != http.StatusOK {
+			t.Fatalf("click: %d", rec.Code)
+		}
+	}
+	// Follow-ups go out in the background, so each click's answer is
+	// awaited before the next click.
+	steps := []struct{ action, user, want string }{
+		{ActionNoticeRetry, "U_OTHER", "Not allowed"},
+		{ActionNoticeRetry, "U_DEV", "Retrying change 1503"},
+		{ActionNoticeRetry, "U_DEV", "already being retried"},
+		{ActionNoticeMute, "U_DEV", "Muting change 1503"},
+	}
+	for i, s := range steps {
+		click(s.action, s.user)
+		texts := waitResponses(t, f, i+1)
+		if !strings.Contains(texts[i], s.want) {
+			t.Errorf("follow-up %d = %q, want %q", i, texts[i], s.want)
+		}
+	}
+	if d := depth(t, f.q); d != 2 {
+		t.Fatalf("%d jobs queued; want one retry and one mute", d)
+	}
+	if recent, _ := f.q.Recent(context.Background(), "", 10); len(recent) != 0 {
+		t.Fatalf("notice buttons' jobs are listed by /deploy status: %+v", recent)
+	}
+}
+
+func TestLookupEmailAndDM(t *testing.T) {
+	t.Parallel()
+	s, fake, _ := newTestSlack(t, time.Nanosecond)
+	s.sleep = sleepCtx
+	fake.AddUser("U0ANN", "ann@example.com")
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		id, found, err := s.LookupEmail(ctx, "Ann@Example.com")
+		if err != nil || !found || id != "U0ANN" {
+			t.Fatalf("lookup = %q %v %v", id, found, err)
+		}
+	}
+	if n := fake.Calls("users.lookupByEmail"); n != 1 {
+		t.Fatalf("%d lookups for three questions; want them cached", n)
+	}
+	if _, found, err := s.LookupEmail(ctx, "nobody@example.com"); err != nil || found {
+		t.Fatalf("unknown address: found=%v err=%v", found, err)
+	}
+	n := queue.Notice{ID: "0123456789abcdef0123456789abcdef", Subject: "job:x", State: "failing", Title: "x #1", Job: "x"}
+	if err := NewNotices(s).DM(ctx, "U0ANN", n); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := fake.Messages("DU0ANN"); len(msgs) != 1 || !strings.Contains(msgs[0].Text, "x is broken") {
+		t.Fatalf("DM channel messages = %+v", msgs)
+	}
+}
