@@ -38,6 +38,7 @@ func (l *loaded) check() {
 	l.checkJenkins()
 	l.checkTLS("jenkins.tls", l.cfg.Jenkins.TLS)
 	l.checkTLSScheme("jenkins.tls", l.cfg.Jenkins.URL, l.cfg.Jenkins.TLS)
+	l.checkGerrit()
 	l.checkVault()
 	l.checkDurations()
 	envs := map[string]bool{}
@@ -79,6 +80,7 @@ var bounds = []struct {
 	{"worker.shutdown_grace", func(c *fileConfig) duration { return c.Worker.ShutdownGrace }, 0, 10 * time.Minute, ""},
 	{"jenkins.poll_interval", func(c *fileConfig) duration { return c.Jenkins.PollInterval }, 100 * time.Millisecond, 5 * time.Minute, ""},
 	{"jenkins.timeout", func(c *fileConfig) duration { return c.Jenkins.Timeout }, time.Second, 10 * time.Minute, ""},
+	{"gerrit.timeout", func(c *fileConfig) duration { return c.Gerrit.Timeout }, time.Second, 10 * time.Minute, ""},
 	{"slack.interval", func(c *fileConfig) duration { return c.Slack.Interval }, 0, time.Minute, ""},
 	{"vault.ttl", func(c *fileConfig) duration { return c.Vault.TTL }, time.Minute, 720 * time.Hour,
 		"renewal starts at two thirds of it"},
@@ -206,7 +208,11 @@ func (l *loaded) checkService(name string, s svcCfg) {
 		}
 	}
 	if s.Build.Job == "" {
-		l.bad(base+".build.job", "", "required: the Jenkins job that builds %s (folders separated by /)", name)
+		if s.GerritProject == "" && len(s.JenkinsJobs) == 0 {
+			l.bad(base, "", "has no build job, Gerrit project or Jenkins jobs: nothing to do for it")
+		} else {
+			l.warn(base+".build.job", "no build job: /deploy build %s will be refused", name)
+		}
 		return
 	}
 	if _, err := jenkins.JobPath(s.Build.Job); err != nil {

@@ -9,10 +9,6 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 )
 
-// needsVault reports whether some backend asks for a client certificate
-// from Vault.
-func needsVault(c *fileConfig) bool { return c.Jenkins.TLS.ClientCert == "vault" }
-
 // vaultSettings turns the vault section into the package's Config. The auth
 // setting picks the method; empty picks AppRole when a role ID is given.
 func vaultSettings(v vaultConfig) vault.Config {

@@ -27,7 +27,10 @@ type fileConfig struct {
 	Queue        queueConfig       `yaml:"queue"`
 	Worker       workerConfig      `yaml:"worker"`
 	Jenkins      jenkinsConfig     `yaml:"jenkins"`
+	Gerrit       gerritConfig      `yaml:"gerrit"`
 	Vault        vaultConfig       `yaml:"vault"`
+	Hooks        hooksConfig       `yaml:"hooks"`
+	Notices      noticesConfig     `yaml:"notices"`
 	Environments []string          `yaml:"environments"`
 	Services     map[string]svcCfg `yaml:"services"`
 	Policy       authz.Policy      `yaml:"policy"`
@@ -109,6 +112,54 @@ type vaultConfig struct {
 type svcCfg struct {
 	DefaultRef string   `yaml:"default_ref"`
 	Build      buildCfg `yaml:"build"`
+	// Channel gets the service's breakage notices.
+	Channel string `yaml:"channel"`
+	// GerritProject is the service's Gerrit project.
+	GerritProject string `yaml:"gerrit_project"`
+	// JenkinsJobs are further Jenkins jobs (gating, post-merge) whose
+	// results are the service's; the build job always is.
+	JenkinsJobs []string `yaml:"jenkins_jobs"`
+}
+
+type gerritConfig struct {
+	URL          string     `yaml:"url"`
+	User         string     `yaml:"user"`
+	Password     string     `yaml:"password"`
+	PasswordFile string     `yaml:"password_file"`
+	Timeout      duration   `yaml:"timeout"`
+	TLS          backendTLS `yaml:"tls"`
+	// CIAccounts are the usernames or e-mail addresses of CI accounts: their
+	// votes on VerifyLabel are CI results, and they are never blamed.
+	CIAccounts     []string  `yaml:"ci_accounts"`
+	VerifyLabel    string    `yaml:"verify_label"`
+	RecheckComment string    `yaml:"recheck_comment"`
+	SSH            gerritSSH `yaml:"ssh"`
+}
+
+// gerritSSH reads `gerrit stream-events`, an alternative to the webhooks
+// plugin.
+type gerritSSH struct {
+	Addr           string `yaml:"addr"`
+	User           string `yaml:"user"`
+	KeyFile        string `yaml:"key_file"`
+	KnownHostsFile string `yaml:"known_hosts_file"`
+}
+
+type hooksConfig struct {
+	JenkinsSecret     string `yaml:"jenkins_secret"`
+	JenkinsSecretFile string `yaml:"jenkins_secret_file"`
+	GerritSecret      string `yaml:"gerrit_secret"`
+	GerritSecretFile  string `yaml:"gerrit_secret_file"`
+}
+
+type noticesConfig struct {
+	// Channel gets breakages no service claims.
+	Channel string `yaml:"channel"`
+	// DM also sends each notice to the people it names.
+	DM bool `yaml:"dm"`
+	// Aliases map an e-mail address, Gerrit username or Jenkins user to a
+	// Slack user ID or to the address Slack knows.
+	Aliases map[string]string `yaml:"aliases"`
 }
 
 type buildCfg struct {
@@ -230,6 +281,9 @@ func (l *loaded) applyEnv(getenv func(string) string) {
 	set("SLACK_API_URL", &c.Slack.APIURL)
 	set("REDIS_URL", &c.Redis.URL)
 	set("JENKINS_API_TOKEN", &c.Jenkins.APIToken)
+	set("GERRIT_HTTP_PASSWORD", &c.Gerrit.Password)
+	set("DEPLOYBOT_JENKINS_HOOK_SECRET", &c.Hooks.JenkinsSecret)
+	set("DEPLOYBOT_GERRIT_HOOK_SECRET", &c.Hooks.GerritSecret)
 	set("VAULT_ADDR", &c.Vault.Address)
 	set("VAULT_CACERT", &c.Vault.CAFile)
 	set("VAULT_TOKEN", &c.Vault.Token)

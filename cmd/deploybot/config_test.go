@@ -25,7 +25,7 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 		t.Fatalf("no warning about the missing signing secret:\n%s", errb.String())
 	}
 	l, err := loadConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), func(k string) string {
-		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v"}[k]
+		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v", "GERRIT_HTTP_PASSWORD": "g"}[k]
 	})
 	if err != nil || len(l.problems)+len(l.warnings) != 0 {
 		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)

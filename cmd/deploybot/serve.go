@@ -51,6 +51,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer wg.Done()
 			a.startCerts(workCtx) // after Serve: Slack is answered while Vault is slow
+			if a.stream != nil {
+				go a.stream.Start()
+				defer a.stream.Stop()
+			}
 			if err := a.pool.Run(workCtx); err != nil {
 				errc <- err
 			}

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,9 +13,6 @@ import (
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
-	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
-	"github.com/seed-5eb4e92e/deploybot/backends/vault"
-	"github.com/seed-5eb4e92e/deploybot/bot/slacktest"
 )
 
 // The shell's one user, channel and team. The user has every permission.
@@ -28,14 +23,17 @@ const (
 	shellToken   = "xoxb-deploybot-shell"
 )
 
-const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins behind mTLS, a development CA and a fake Slack, all in this process.
-You are @you in #shell, with every permission. Type /deploy help, click retry, or exit.
+const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins and Gerrit behind mTLS, a development CA and a fake Slack, all in this process.
+You are @you in #shell, with every permission. Type /deploy help, click retry, simulate break api, help, or exit.
 Simulated builds: a ref containing "fail" fails, "flaky" fails once then passes, "abort" is aborted.
 `
 
 const shellHelp = `(shell) what you can type:
   /deploy <command> ...   a slash command, e.g. /deploy build api feature/login
-  click <action> [job]    click a button on a message, e.g. click retry (the newest Retry button)
+  click <action> [value]  click a button on a message, e.g. click retry (the newest Retry button),
+                          click notice_retry or click notice_mute
+  simulate break <svc>    CI votes Verified -1 on your change to <svc>, as Gerrit would report it
+  simulate fix <svc>      CI votes Verified +1 on a new patch set of it
   exit                    leave (Ctrl-D works too)
 `
 
@@ -45,8 +43,8 @@ func demoConfig() fileConfig {
 		SlashCommand: "/deploy",
 		Environments: []string{"dev", "staging", "prod"},
 		Services: map[string]svcCfg{
-			"api": {DefaultRef: "main", Build: buildCfg{Job: "api-build", RefParam: "BRANCH"}},
-			"web": {DefaultRef: "main", Build: buildCfg{Job: "frontend/web-build", RefParam: "GIT_REF"}},
+			"api": {DefaultRef: "main", Build: buildCfg{Job: "api-build", RefParam: "BRANCH"}, GerritProject: "platform/api", Channel: shellChannel},
+			"web": {DefaultRef: "main", Build: buildCfg{Job: "frontend/web-build", RefParam: "GIT_REF"}, GerritProject: "platform/web", Channel: shellChannel},
 		},
 	}
 }
@@ -88,35 +86,26 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 			return 1
 		}
 	}
-	// The simulated Jenkins wants client certificates, as a real one behind
-	// mTLS would; the development CA stands in for Vault.
-	devCA, err := vault.NewDevCA("deploybot-shell-worker", time.Hour, log)
+	sims, err := startSims(log)
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
 	}
-	serverTLS, err := devCA.ServerTLS("127.0.0.1")
-	if err != nil {
-		fmt.Fprintln(stdout, "shell:", err)
-		return 1
-	}
-	sim := jenkinstest.Start(jenkinstest.Options{QuietPolls: 1, ExecutorPolls: 2, BuildPolls: 4, Outcome: shellOutcome(), TLS: serverTLS})
-	defer sim.Close()
-	fake := slacktest.Start(shellToken)
-	defer fake.Close()
-	simulate(&l.cfg, sim, fake, getenv("REDIS_URL"))
+	defer sims.Close()
+	changes := sims.configure(&l.cfg, getenv("REDIS_URL"))
 
 	log.Warn("shell: you have every permission (local identity); this mode is for development only")
-	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: devCA, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
+	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: sims.ca, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
 	}
-	sh := &shell{a: a, fake: fake, out: stdout, secret: l.cfg.Slack.SigningSecret, slash: l.cfg.SlashCommand, interactive: isTerminal(stdin)}
+	sh := &shell{a: a, sims: sims, changes: changes, out: stdout, secret: l.cfg.Slack.SigningSecret,
+		hookSecret: l.cfg.Hooks.GerritSecret, slash: l.cfg.SlashCommand, interactive: isTerminal(stdin), breaks: map[string]int{}}
 	if sh.slash == "" {
 		sh.slash = "/deploy"
 	}
-	fake.OnEvent(sh.show)
+	sims.slack.OnEvent(sh.show)
 	a.health.Start()
 	workCtx, stopWork := context.WithCancel(context.Background())
 	poolDone := make(chan struct{})
@@ -136,35 +125,6 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 	defer cancel()
 	a.shutdown(sctx)
 	return 0
-}
-
-// simulate points the config at the simulated Jenkins and the fake Slack,
-// defines each service's job in the simulation, and uses redisURL (empty:
-// embedded).
-func simulate(c *fileConfig, sim *jenkinstest.Server, fake *slacktest.Server, redisURL string) {
-	for _, s := range c.Services {
-		if s.Build.Job == "" {
-			continue
-		}
-		refParam := s.Build.RefParam
-		if refParam == "" {
-			refParam = "BRANCH"
-		}
-		params := []string{refParam}
-		for p := range s.Build.Params {
-			params = append(params, p)
-		}
-		sim.AddJob(s.Build.Job, params...)
-	}
-	secretBytes := make([]byte, 16)
-	_, _ = rand.Read(secretBytes)
-	c.Slack = slackConfig{SigningSecret: hex.EncodeToString(secretBytes), BotToken: shellToken, APIURL: fake.URL, Interval: duration(200 * time.Millisecond)}
-	c.Jenkins = jenkinsConfig{URL: sim.URL, TLS: backendTLS{ClientCert: "vault"}}
-	c.Redis.URL = redisURL
-	if c.Redis.Prefix == "" {
-		c.Redis.Prefix = "deploybot-shell"
-	}
-	c.Worker.BackoffBase = duration(500 * time.Millisecond)
 }
 
 func isTerminal(r io.Reader) bool {

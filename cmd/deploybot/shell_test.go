@@ -22,6 +22,10 @@ func TestShellScript(t *testing.T) {
 		"click retry",
 		"/deploy build nope",
 		"/deploy status web",
+		"simulate break api",
+		"click notice_mute",
+		"simulate fix api",
+		"/deploy recheck 1503",
 		"bogus",
 	}, "\n") + "\n"
 	var out, errb bytes.Buffer
@@ -42,6 +46,11 @@ func TestShellScript(t *testing.T) {
 		regexp.MustCompile("Build `web` @ `flaky-tests` — ✅ \\*success\\* #2"),
 		regexp.MustCompile(`I don't know the service "nope". Known services: api, web.`),
 		regexp.MustCompile("Recent jobs for `web`"),
+		regexp.MustCompile("Change 1503 .*“Make api faster” fails CI on patch set 1"),
+		regexp.MustCompile(`@you — owner of change 1503`),
+		regexp.MustCompile(`muted by @you until`),
+		regexp.MustCompile("passes CI again on patch set 2, fixed by @you"),
+		regexp.MustCompile("Recheck change 1503 — ✅ \\*rechecked\\* change 1503"),
 		regexp.MustCompile(`\(shell\) type /deploy help`),
 	} {
 		if !want.MatchString(got) {

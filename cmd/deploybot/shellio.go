@@ -23,11 +23,15 @@ import (
 // bot sends to the fake Slack into lines on the terminal.
 type shell struct {
 	a           *app
-	fake        *slacktest.Server
+	sims        *sims
+	changes     map[string]shellChange
 	out         io.Writer
 	secret      string
+	hookSecret  string
 	slash       string
 	interactive bool
+	// breaks counts the patch sets simulate has reported, per service.
+	breaks map[string]int
 
 	mu      sync.Mutex
 	clicks  int
@@ -95,6 +99,8 @@ func (sh *shell) do(line string) bool {
 		sh.printf("%s", shellHelp)
 	case fields[0] == "click":
 		sh.click(fields[1:])
+	case fields[0] == "simulate":
+		sh.simulate(fields[1:])
 	case strings.HasPrefix(fields[0], "/"):
 		if fields[0] != sh.slash {
 			sh.printf("(shell) this bot answers %s; try %s help\n", sh.slash, sh.slash)
@@ -113,7 +119,7 @@ func (sh *shell) command(args string) {
 		"token": {"shell"}, "team_id": {shellTeam}, "team_domain": {"shell"},
 		"channel_id": {shellChannel}, "channel_name": {"shell"}, "user_id": {shellUser}, "user_name": {"you"},
 		"command": {sh.slash}, "text": {args}, "api_app_id": {"ASHELL"}, "is_enterprise_install": {"false"},
-		"response_url": {sh.fake.ResponseURL("command")}, "trigger_id": {"shell.trigger"},
+		"response_url": {sh.sims.slack.ResponseURL("command")}, "trigger_id": {"shell.trigger"},
 	}
 	rec := sh.post("/slack/commands", []byte(form.Encode()))
 	var answer struct {
@@ -142,7 +148,7 @@ func (sh *shell) click(args []string) {
 	if len(args) == 2 {
 		want = args[1]
 	}
-	msgs := sh.fake.Messages(shellChannel)
+	msgs := sh.sims.slack.Messages(shellChannel)
 	for i := len(msgs) - 1; i >= 0; i-- {
 		blocks, _ := msgs[i].DecodeBlocks()
 		for _, b := range blocks {
@@ -181,7 +187,7 @@ func (sh *shell) sendClick(m slacktest.Message, blockID string, btn *slack.Butto
 		"enterprise": nil, "is_enterprise_install": false,
 		"channel":      map[string]any{"id": m.Channel, "name": "shell"},
 		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "blocks": json.RawMessage(m.Blocks)},
-		"response_url": sh.fake.ResponseURL("click-" + strconv.Itoa(n)),
+		"response_url": sh.sims.slack.ResponseURL("click-" + strconv.Itoa(n)),
 		"actions": []any{map[string]any{
 			"action_id": btn.ActionID, "block_id": blockID, "text": btn.Text, "value": btn.Value,
 			"type": "button", "action_ts": now,
@@ -192,6 +198,15 @@ func (sh *shell) sendClick(m slacktest.Message, blockID string, btn *slack.Butto
 	if rec.Code != http.StatusOK {
 		sh.printf("(shell) the responder answered %d: %s\n", rec.Code, rec.Body.String())
 	}
+}
+
+// postHook sends a webhook the way Gerrit would.
+func (sh *shell) postHook(path string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	rec := httptest.NewRecorder()
+	sh.a.handler.ServeHTTP(rec, req)
+	return rec
 }
 
 func (sh *shell) post(path string, body []byte) *httptest.ResponseRecorder {

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
-	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/backends/gerrit"
 	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot"
 	"github.com/seed-5eb4e92e/deploybot/commands"
@@ -38,12 +38,19 @@ const (
 func (r role) responds() bool { return r != roleWorker }
 func (r role) works() bool    { return r != roleResponder }
 
+// needsVault reports whether some backend asks for a client certificate
+// from Vault.
+func needsVault(c *fileConfig) bool {
+	return c.Jenkins.TLS.ClientCert == "vault" || c.Gerrit.TLS.ClientCert == "vault"
+}
+
 // app is a wired process: whichever of responder and workers its role runs,
 // and what they share.
 type app struct {
 	log       *slog.Logger
 	certs     certSource
-	vault     *vault.Certs // set when certs come from Vault, to start and stop
+	stream    *gerrit.Stream // Gerrit's SSH stream-events, when configured
+	vault     *vault.Certs   // set when certs come from Vault, to start and stop
 	reg       *prometheus.Registry
 	rdb       redis.UniversalClient
 	embedded  *miniredis.Miniredis
@@ -108,6 +115,7 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	// /hooks/ is registered with /slack/ below, by the responder.
 	mux.HandleFunc("GET /healthz", a.health.ServeHealthz)
 	mux.HandleFunc("GET /readyz", a.health.ServeReadyz)
 	if r.responds() {
@@ -116,9 +124,14 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 			return nil, err
 		}
 		mux.Handle("/slack/", a.responder.Handler())
+		mux.Handle("/hooks/", a.responder.Handler())
 	}
 	if r.works() {
 		if err := a.wireWorkers(l, auth, w); err != nil {
+			a.close()
+			return nil, err
+		}
+		if err := a.wireStream(c); err != nil {
 			a.close()
 			return nil, err
 		}
@@ -187,9 +200,18 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 	if signing == "" {
 		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file")
 	}
-	table, err := commands.NewTable(c.SlashCommand, commands.Builtin())
+	table, err := commands.NewTable(c.SlashCommand, available(c))
 	if err != nil {
 		return err
+	}
+	hooks := map[string]string{}
+	for name, pair := range map[string][2]string{
+		"jenkins": {c.Hooks.JenkinsSecret, c.Hooks.JenkinsSecretFile},
+		"gerrit":  {c.Hooks.GerritSecret, c.Hooks.GerritSecretFile},
+	} {
+		if hooks[name], err = secret(pair[0], pair[1]); err != nil {
+			return fmt.Errorf("%s hook secret: %w", name, err)
+		}
 	}
 	a.responder, err = bot.New(bot.Config{
 		SigningSecret: signing,
@@ -197,32 +219,28 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 		DedupeWindow:  c.Responder.DedupeWindow.D(),
 		RetryWindow:   c.Queue.RecordTTL.D(),
 		MaxBody:       c.Responder.MaxBody,
-	}, table, catalog(c), bot.Deps{Queue: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}, a.log)
+		Hooks:         hooks,
+	}, table, catalog(c), bot.Deps{Queue: a.q, Notices: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}, a.log)
 	return err
 }
 
 func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 	c := &l.cfg
-	token, err := secret(c.Jenkins.APIToken, c.Jenkins.APITokenFile)
+	jc, err := a.jenkinsClient(c, w)
 	if err != nil {
-		return fmt.Errorf("jenkins api token: %w", err)
+		return err
 	}
-	hc := w.jenkinsHTTP
-	if hc == nil {
-		timeout := c.Jenkins.Timeout.D()
-		if timeout == 0 {
-			timeout = 30 * time.Second
-		}
-		if hc, err = a.backendClient(c.Jenkins.TLS, timeout); err != nil {
-			return fmt.Errorf("jenkins tls: %w", err)
-		}
+	gc, err := a.gerritClient(c)
+	if err != nil {
+		return err
 	}
-	runners := map[string]worker.Runner{}
-	if c.Jenkins.URL != "" {
-		jc, err := jenkins.New(jenkins.Config{URL: c.Jenkins.URL, User: c.Jenkins.User, APIToken: token}, hc, a.log)
-		if err != nil {
-			return err
-		}
+	engine := a.blameEngine(c, jc, gc)
+	runners := map[string]worker.Runner{
+		"hook":         worker.EventRunner{Blame: engine},
+		"notice-retry": worker.NoticeRunner{Blame: engine},
+		"notice-mute":  worker.NoticeRunner{Blame: engine},
+	}
+	if jc != nil {
 		jobs := map[string]deploy.BuildJob{}
 		for name, s := range c.Services {
 			jobs[name] = deploy.BuildJob{Job: s.Build.Job, RefParam: s.Build.RefParam, Params: s.Build.Params}
@@ -231,7 +249,11 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		if w.pollInterval > 0 {
 			poll = w.pollInterval
 		}
-		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}}
+		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}, Blame: engine, Log: a.log}
+	}
+	if gc != nil {
+		changes := worker.ChangeRunner{Gerrit: gc, Auth: auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}
+		runners["recheck"], runners["submit"] = changes, changes
 	}
 	a.pool = worker.New(worker.Config{
 		Concurrency: c.Worker.Concurrency,
@@ -323,6 +345,19 @@ type degraded struct{ error }
 func (degraded) Degraded() bool { return true }
 
 func (d degraded) Unwrap() error { return d.error }
+
+// available is the command table for this config: the Gerrit commands
+// only when there is a Gerrit to talk to.
+func available(c *fileConfig) []commands.Command {
+	var out []commands.Command
+	for _, cmd := range commands.Builtin() {
+		if (cmd.Name == "recheck" || cmd.Name == "submit") && c.Gerrit.URL == "" {
+			continue
+		}
+		out = append(out, cmd)
+	}
+	return out
+}
 
 func catalog(c *fileConfig) commands.Catalog {
 	cat := commands.Catalog{Environments: c.Environments}
