@@ -2,8 +2,8 @@ package queue
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/commands"

@@ -54,10 +54,10 @@ type Notice struct {
 	// RetriedFor is the failure the last retry was for; one retry per
 	// failure.
 	RetriedFor string    `json:"retried_for,omitempty"`
-	MutedUntil time.Time   `json:"muted_until,omitempty"`
-	MutedBy    string      `json:"muted_by,omitempty"`
-	Created    time.Time   `json:"created"`
-	Updated    time.Time   `json:"updated"`
+	MutedUntil time.Time `json:"muted_until,omitempty"`
+	MutedBy    string    `json:"muted_by,omitempty"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
 }
 
 // NoticeChange is the Gerrit change a notice is about.
