@@ -73,10 +73,20 @@ type Config struct {
 	MaxBody int64
 	// Recent is how many jobs /deploy status lists. Default 10.
 	Recent int64
-	// Hooks maps a webhook ("jenkins", "gerrit") to the secret its sender
-	// must present. A hook without a secret is not served.
-	Hooks map[string]string
+	// Hooks maps a webhook ("jenkins", "gerrit") to how its sender proves
+	// who it is. A hook with neither a secret nor clients is not served.
+	Hooks map[string]HookAuth
 }
+
+// HookAuth is what a webhook's sender must present: the shared secret, or
+// a client certificate, verified by the TLS listener, whose common name or
+// DNS name is one of Clients.
+type HookAuth struct {
+	Secret  string
+	Clients []string
+}
+
+func (h HookAuth) enabled() bool { return h.Secret != "" || len(h.Clients) > 0 }
 
 func (c Config) withDefaults() Config {
 	if c.AckTimeout <= 0 {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/commands"
@@ -20,22 +21,22 @@ import (
 // re-delivery.
 const hookDedupe = 24 * time.Hour
 
-// hook serves a webhook from Jenkins or Gerrit: it checks the shared
-// secret, takes the JSON body as it is, and queues it for a worker —
-// nothing is processed inline, and an identical re-delivery queues
-// nothing. Senders authenticate with HTTP basic auth whose password is the
-// secret (Jenkins' Notification plugin takes credentials in the URL), or
-// with the secret in the "token" query parameter or the
-// X-Deploybot-Token header (Gerrit's webhooks plugin can send neither
-// headers nor credentials).
+// hook serves a webhook from Jenkins or Gerrit: it checks who sent it,
+// takes the JSON body as it is, and queues it for a worker — nothing is
+// processed inline, and an identical re-delivery queues nothing. Senders
+// authenticate with HTTP basic auth whose password is the secret (Jenkins'
+// Notification plugin takes credentials in the URL), with the secret in
+// the "token" query parameter or the X-Deploybot-Token header (Gerrit's
+// webhooks plugin can send neither headers nor credentials), or with a
+// client certificate on the mTLS listener.
 func (r *Responder) hook(name string) func(http.ResponseWriter, *http.Request) outcome {
 	return func(w http.ResponseWriter, req *http.Request) outcome {
-		secret := r.cfg.Hooks[name]
-		if secret == "" {
+		auth := r.cfg.Hooks[name]
+		if !auth.enabled() {
 			http.NotFound(w, req)
 			return "disabled"
 		}
-		if !hookAuthorized(req, secret) {
+		if !hookAuthorized(req, auth) {
 			r.log.Warn("refused a webhook without the right secret", "hook", name)
 			w.Header().Set("WWW-Authenticate", `Basic realm="deploybot"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -78,10 +79,36 @@ func (r *Responder) hook(name string) func(http.ResponseWriter, *http.Request) o
 	}
 }
 
-func hookAuthorized(req *http.Request, secret string) bool {
-	match := func(s string) bool { return s != "" && subtle.ConstantTimeCompare([]byte(s), []byte(secret)) == 1 }
+func hookAuthorized(req *http.Request, auth HookAuth) bool {
+	if clientNamed(req, auth.Clients) {
+		return true
+	}
+	if auth.Secret == "" {
+		return false
+	}
+	match := func(s string) bool { return s != "" && subtle.ConstantTimeCompare([]byte(s), []byte(auth.Secret)) == 1 }
 	if _, pass, ok := req.BasicAuth(); ok && match(pass) {
 		return true
 	}
 	return match(req.Header.Get("X-Deploybot-Token")) || match(req.URL.Query().Get("token"))
+}
+
+// clientNamed reports whether the request came over TLS with a client
+// certificate that the server verified and that names one of clients.
+// Only the verified leaf counts: a certificate merely presented, or a
+// request over plain HTTP, names nobody.
+func clientNamed(req *http.Request, clients []string) bool {
+	if req.TLS == nil || len(req.TLS.VerifiedChains) == 0 || len(req.TLS.VerifiedChains[0]) == 0 {
+		return false
+	}
+	leaf := req.TLS.VerifiedChains[0][0]
+	names := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+	for _, c := range clients {
+		for _, n := range names {
+			if n != "" && strings.EqualFold(n, c) {
+				return true
+			}
+		}
+	}
+	return false
 }

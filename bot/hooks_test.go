@@ -3,6 +3,7 @@ package bot
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
@@ -27,7 +29,7 @@ func (f *fixture) postHook(path string, body string, auth func(*http.Request)) i
 
 func TestHooks(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil, Config{Hooks: map[string]string{"gerrit": testHookSecret}})
+	f := newFixture(t, nil, Config{Hooks: map[string]HookAuth{"gerrit": {Secret: testHookSecret}}})
 	event := `{"type":"comment-added","change":{"number":1503}}`
 	basic := func(r *http.Request) { r.SetBasicAuth("jenkins", testHookSecret) }
 	header := func(r *http.Request) { r.Header.Set("X-Deploybot-Token", testHookSecret) }
@@ -63,6 +65,71 @@ func TestHooks(t *testing.T) {
 	big := `{"x":"` + strings.Repeat("a", 2<<20) + `"}`
 	if got := f.postHook("/hooks/gerrit", big, query); got != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized hook: %d", got)
+	}
+}
+
+// TestHookClientCertificates serves the hooks over real TLS: a verified
+// certificate naming an allowed client is enough, any other is not.
+func TestHookClientCertificates(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, Config{Hooks: map[string]HookAuth{
+		"gerrit":  {Clients: []string{"gerrit.example.com"}},
+		"jenkins": {Secret: testHookSecret},
+	}})
+	ca, err := vault.NewDevCA("hooks-ca", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := vault.NewDevCA("other-ca", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(mode tls.ClientAuthType, client *vault.DevCA, cn, path string) int {
+		t.Helper()
+		srv := httptest.NewUnstartedServer(f.r.Handler())
+		srv.TLS = &tls.Config{ClientAuth: mode, ClientCAs: ca.Roots(nil)}
+		srv.StartTLS()
+		defer srv.Close()
+		hc := srv.Client()
+		tr := hc.Transport.(*http.Transport)
+		if client != nil {
+			cert, err := client.Issue(cn, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+		}
+		resp, err := hc.Post(srv.URL+path, "application/json", strings.NewReader(`{"type":"ref-updated","x":"`+cn+path+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tests := []struct {
+		name   string
+		mode   tls.ClientAuthType
+		client *vault.DevCA
+		cn     string
+		path   string
+		want   int
+	}{
+		{"allowed client", tls.VerifyClientCertIfGiven, ca, "gerrit.example.com", "/hooks/gerrit", http.StatusAccepted},
+		{"name differs in case", tls.VerifyClientCertIfGiven, ca, "Gerrit.Example.com", "/hooks/gerrit", http.StatusAccepted},
+		{"another client of the CA", tls.VerifyClientCertIfGiven, ca, "laptop", "/hooks/gerrit", http.StatusUnauthorized},
+		{"no certificate", tls.VerifyClientCertIfGiven, nil, "", "/hooks/gerrit", http.StatusUnauthorized},
+		{"allowed client on a secret-only hook", tls.VerifyClientCertIfGiven, ca, "gerrit.example.com", "/hooks/jenkins", http.StatusUnauthorized},
+		// A listener that asks for certificates without verifying them
+		// must not let a self-made one through.
+		{"unverified certificate", tls.RequestClientCert, stranger, "gerrit.example.com", "/hooks/gerrit", http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		if got := post(tc.mode, tc.client, tc.cn, tc.path); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if n := depth(t, f.q); n != 2 {
+		t.Fatalf("%d jobs queued, want the two allowed deliveries", n)
 	}
 }
 

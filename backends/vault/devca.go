@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +129,11 @@ func (d *DevCA) Roots(base *x509.CertPool) *x509.CertPool {
 	}
 	pool.AddCert(d.ca)
 	return pool
+}
+
+// CertPEM is the CA's certificate in PEM, for a peer that must trust it.
+func (d *DevCA) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.ca.Raw})
 }
 
 // ServerTLS is a TLS config for a server on hosts that requires client
