@@ -34,7 +34,7 @@ func (l *loaded) checkGerrit() {
 		l.checkTLS("gerrit.tls", g.TLS)
 		l.checkTLSScheme("gerrit.tls", g.URL, g.TLS)
 	}
-	if (g.URL != "" || l.hookSecretSet("gerrit")) && len(g.CIAccounts) == 0 {
+	if (g.URL != "" || l.hookEnabled("gerrit")) && len(g.CIAccounts) == 0 {
 		l.warn("gerrit.ci_accounts", "empty: every vote on %s counts as a CI result, and CI accounts could be blamed", orLabel(g.VerifyLabel))
 	}
 	if s := g.SSH; s.Addr != "" {
@@ -64,32 +64,6 @@ func orLabel(s string) string {
 		return "Verified"
 	}
 	return s
-}
-
-func (l *loaded) hookSecretSet(name string) bool {
-	h := l.cfg.Hooks
-	if name == "jenkins" {
-		return h.JenkinsSecret != "" || h.JenkinsSecretFile != ""
-	}
-	return h.GerritSecret != "" || h.GerritSecretFile != ""
-}
-
-func (l *loaded) checkHooks() {
-	h := l.cfg.Hooks
-	for _, hk := range []struct{ name, value, file, env string }{
-		{"jenkins", h.JenkinsSecret, h.JenkinsSecretFile, "DEPLOYBOT_JENKINS_HOOK_SECRET"},
-		{"gerrit", h.GerritSecret, h.GerritSecretFile, "DEPLOYBOT_GERRIT_HOOK_SECRET"},
-	} {
-		v, err := secret(hk.value, hk.file)
-		switch {
-		case err != nil:
-			l.secretFileWarning("hooks."+hk.name+"_secret_file", err)
-		case v != "" && len(v) < 16:
-			l.bad("hooks."+hk.name+"_secret", hk.env, "too short to be a secret (16 characters at least)")
-		case hk.value != "" && !l.envSet(hk.env):
-			l.warn("hooks."+hk.name+"_secret", "a secret in the config file; prefer %s or %s_secret_file", hk.env, hk.name)
-		}
-	}
 }
 
 func (l *loaded) checkNotices() {

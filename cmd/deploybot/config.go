@@ -150,6 +150,21 @@ type hooksConfig struct {
 	JenkinsSecretFile string `yaml:"jenkins_secret_file"`
 	GerritSecret      string `yaml:"gerrit_secret"`
 	GerritSecretFile  string `yaml:"gerrit_secret_file"`
+	// JenkinsClients and GerritClients name the client certificates
+	// (common name or DNS name) that may call each hook on the mTLS
+	// listener, instead of presenting the secret.
+	JenkinsClients []string `yaml:"jenkins_clients"`
+	GerritClients  []string `yaml:"gerrit_clients"`
+	TLS            hooksTLS `yaml:"tls"`
+}
+
+// hooksTLS is a second listener that serves only /hooks/ and requires a
+// client certificate signed by ClientCAFile.
+type hooksTLS struct {
+	Listen       string `yaml:"listen"`
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 type noticesConfig struct {
@@ -334,6 +349,14 @@ func (l *loaded) bad(path, env, format string, args ...any) {
 
 func (l *loaded) warn(path, format string, args ...any) {
 	l.warnings = append(l.warnings, problem{where: l.at(path), path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// listenAddr is where the plain HTTP listener listens.
+func (c *fileConfig) listenAddr() string {
+	if c.Listen == "" {
+		return ":8080"
+	}
+	return c.Listen
 }
 
 // secret returns a secret from its value or its file.

@@ -32,8 +32,9 @@ const (
 
 // noticeE2E is the serve wiring with Gerrit and Jenkins webhooks enabled.
 type noticeE2E struct {
-	srv   *httptest.Server
-	slack *slacktest.Server
+	srv      *httptest.Server
+	slack    *slacktest.Server
+	hooksURL string // the mTLS listener, when configured
 }
 
 func startNoticeE2E(t *testing.T) *noticeE2E { return startNoticeE2EWith(t, nil) }
@@ -65,13 +66,20 @@ func startNoticeE2EWith(t *testing.T, edit func(*fileConfig)) *noticeE2E {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := a.listenHooksTLS(l, roleServe); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.serve(ctx, srv.Listener) }()
 	t.Cleanup(func() { cancel(); <-done })
 	srv.URL = "http://" + srv.Listener.Addr().String()
-	return &noticeE2E{srv: srv, slack: fake}
+	e := &noticeE2E{srv: srv, slack: fake}
+	if a.hooksLn != nil {
+		e.hooksURL = "https://" + a.hooksLn.Addr().String()
+	}
+	return e
 }
 
 func (e *noticeE2E) hook(t *testing.T, path string, body []byte, auth func(*http.Request)) int {

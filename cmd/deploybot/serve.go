@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,31 +21,39 @@ func runServer(ctx context.Context, l *loaded, r role, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	addr := l.cfg.Listen
-	if addr == "" {
-		addr = ":8080"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", l.cfg.listenAddr())
 	if err != nil {
+		a.close()
+		return err
+	}
+	if err := a.listenHooksTLS(l, r); err != nil {
+		ln.Close()
 		a.close()
 		return err
 	}
 	return a.serve(ctx, ln)
 }
 
+// listenHooksTLS opens the mTLS listener for /hooks/ when the config has
+// one and this process answers requests.
+func (a *app) listenHooksTLS(l *loaded, r role) error {
+	t := l.cfg.Hooks.TLS
+	if t.Listen == "" || !r.responds() {
+		return nil
+	}
+	cfg, err := hooksTLSConfig(t, a.log)
+	if err != nil {
+		return fmt.Errorf("hooks tls: %w", err)
+	}
+	a.hooksLn, err = tls.Listen("tcp", t.Listen, cfg)
+	return err
+}
+
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.health.Start()
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.log.Info("listening", "addr", ln.Addr().String())
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
+	errc := make(chan error, 3)
+	servers := a.startHTTP(ln, &wg, errc)
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	if a.pool != nil {
@@ -69,7 +79,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.health.Drain()
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = srv.Shutdown(httpCtx)
+	for _, srv := range servers {
+		_ = srv.Shutdown(httpCtx)
+	}
 	cancelHTTP()
 	stopWork()
 	wg.Wait() // workers finish or hand back their jobs within the grace period
@@ -79,4 +91,28 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancelFlush()
 	a.shutdown(flushCtx)
 	return runErr
+}
+
+// startHTTP serves a.handler on ln and, when there is an mTLS listener,
+// /hooks/ alone on it. A server that fails reports to errc.
+func (a *app) startHTTP(ln net.Listener, wg *sync.WaitGroup, errc chan<- error) []*http.Server {
+	serve := func(h http.Handler, ln net.Listener) *http.Server {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.log.Info("listening", "addr", ln.Addr().String())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		return srv
+	}
+	servers := []*http.Server{serve(a.handler, ln)}
+	if a.hooksLn != nil {
+		hooks := http.NewServeMux()
+		hooks.Handle("/hooks/", a.handler)
+		servers = append(servers, serve(hooks, a.hooksLn))
+	}
+	return servers
 }

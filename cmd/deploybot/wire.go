@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -60,6 +61,7 @@ type app struct {
 	responder *bot.Responder
 	pool      *worker.Pool
 	handler   http.Handler
+	hooksLn   net.Listener // the mTLS listener for /hooks/, when configured
 }
 
 // wiring holds what differs between a real process and the shell or a
@@ -204,14 +206,9 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 	if err != nil {
 		return err
 	}
-	hooks := map[string]string{}
-	for name, pair := range map[string][2]string{
-		"jenkins": {c.Hooks.JenkinsSecret, c.Hooks.JenkinsSecretFile},
-		"gerrit":  {c.Hooks.GerritSecret, c.Hooks.GerritSecretFile},
-	} {
-		if hooks[name], err = secret(pair[0], pair[1]); err != nil {
-			return fmt.Errorf("%s hook secret: %w", name, err)
-		}
+	hooks, err := hookAuth(c.Hooks)
+	if err != nil {
+		return err
 	}
 	a.responder, err = bot.New(bot.Config{
 		SigningSecret: signing,
