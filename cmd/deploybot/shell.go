@@ -34,6 +34,7 @@ const shellHelp = `(shell) what you can type:
                           click notice_retry or click notice_mute
   simulate break <svc>    CI votes Verified -1 on your change to <svc>, as Gerrit would report it
   simulate fix <svc>      CI votes Verified +1 on a new patch set of it
+                          (/deploy simulate ... works too; it never reaches Slack)
   exit                    leave (Ctrl-D works too)
 `
 

@@ -24,7 +24,7 @@ func TestShellScript(t *testing.T) {
 		"/deploy status web",
 		"simulate break api",
 		"click notice_mute",
-		"simulate fix api",
+		"/deploy simulate fix api", // the form the issue and the README use
 		"/deploy recheck 1503",
 		"bogus",
 	}, "\n") + "\n"

@@ -101,6 +101,10 @@ func (sh *shell) do(line string) bool {
 		sh.click(fields[1:])
 	case fields[0] == "simulate":
 		sh.simulate(fields[1:])
+	case fields[0] == sh.slash && len(fields) > 1 && fields[1] == "simulate":
+		// The shell's own command, also taken in the form the real
+		// commands have; Slack never sees it.
+		sh.simulate(fields[2:])
 	case strings.HasPrefix(fields[0], "/"):
 		if fields[0] != sh.slash {
 			sh.printf("(shell) this bot answers %s; try %s help\n", sh.slash, sh.slash)
