@@ -40,7 +40,10 @@ func CheckProject(name string) error {
 
 // ChangePath is the REST path of a change, "changes/platform%2Fapi~1503",
 // or "changes/1503" when project is empty (Gerrit then finds the change by
-// number alone).
+// number alone). The project is form-encoded, as Gerrit's own Url.encode
+// writes ChangeInfo.id ("libs/c++" is "libs%2Fc%2B%2B", a space is "+"):
+// Gerrit reads it back with KeyUtil.decode, which turns a bare "+" into a
+// space, so path escaping, which keeps "+", would name another project.
 func ChangePath(project string, number int) (string, error) {
 	if number <= 0 {
 		return "", fmt.Errorf("gerrit: bad change number %d", number)
@@ -51,7 +54,7 @@ func ChangePath(project string, number int) (string, error) {
 	if err := CheckProject(project); err != nil {
 		return "", err
 	}
-	return "changes/" + url.PathEscape(project) + "~" + strconv.Itoa(number), nil
+	return "changes/" + url.QueryEscape(project) + "~" + strconv.Itoa(number), nil
 }
 
 var revisionRE = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)

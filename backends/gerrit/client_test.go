@@ -176,10 +176,38 @@ func TestSubmit(t *testing.T) {
 	if _, err := c.Submit(ctx, project, 1503); reason(err) != "change is merged" {
 		t.Fatalf("second Submit = %v", err)
 	}
+	checkMergedVotes(t, c, rv.ID)
 	srv.AddChange(gerrittest.Change{Project: project, Number: 9, Votes: []gerrittest.Vote{{Label: "Code-Review", Value: 2, By: rv}}})
 	srv.SetSubmittable(project, 9, true)
 	if _, err := c.Submit(ctx, project, 9); err != nil || srv.Status(project, 9) != "MERGED" {
 		t.Fatalf("Submit(forced submittable) = %v, status %s", err, srv.Status(project, 9))
+	}
+}
+
+// checkMergedVotes reads merged change 1503, where Gerrit lists every voter
+// under every label, with value 0 where they did not vote: Vote must not
+// count those zeros.
+func checkMergedVotes(t *testing.T, c *gerrit.Client, raeID int64) {
+	t.Helper()
+	ci, err := c.Change(context.Background(), project, 1503)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, v := ci.Labels["Code-Review"], ci.Labels["Verified"]
+	if len(cr.All) != 2 || len(v.All) != 2 {
+		t.Fatalf("merged change lists %d and %d voters, want both voters under both labels", len(cr.All), len(v.All))
+	}
+	if vote, ok := cr.Vote(raeID); !ok || vote != 2 {
+		t.Errorf("Rae's Code-Review = %d, %v", vote, ok)
+	}
+	if vote, ok := v.Vote(ci.Submitter.AccountID); !ok || vote != 1 {
+		t.Errorf("CI's Verified = %d, %v", vote, ok)
+	}
+	if vote, ok := cr.Vote(ci.Submitter.AccountID); ok {
+		t.Errorf("CI's Code-Review = %d: a 0 counted as a vote", vote)
+	}
+	if vote, ok := v.Vote(raeID); ok {
+		t.Errorf("Rae's Verified = %d: a 0 counted as a vote", vote)
 	}
 }
 
@@ -239,8 +267,11 @@ func TestCheckProjectAndRevision(t *testing.T) {
 			t.Errorf("CheckRevision(%q) accepted", bad)
 		}
 	}
-	if p, err := gerrit.ChangePath("team/a b", 12); err != nil || p != "changes/team%2Fa%20b~12" {
-		t.Errorf("ChangePath = %q, %v", p, err)
+	paths := map[string]string{"team/a b": "changes/team%2Fa+b~12", "libs/c++": "changes/libs%2Fc%2B%2B~12"}
+	for name, want := range paths {
+		if p, err := gerrit.ChangePath(name, 12); err != nil || p != want {
+			t.Errorf("ChangePath(%q) = %q, %v; want %q", name, p, err, want)
+		}
 	}
 }
 
@@ -279,5 +310,42 @@ func TestChangeURL(t *testing.T) {
 	}
 	if got, want := c.ChangeURL("platform/api", 1503), "https://gerrit.example.com/r/c/platform/api/+/1503"; got != want {
 		t.Fatalf("ChangeURL = %q, want %q", got, want)
+	}
+}
+
+// TestProjectNamesWithFormCharacters drives every call against projects
+// whose names Gerrit's KeyUtil.decode would change if sent as they are:
+// it turns "+" into a space. The double decodes the same way, so a client
+// that left "+" unescaped would reach another project and get 404.
+func TestProjectNamesWithFormCharacters(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"libs/c++", "team/a b", "tools/a+b c"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, srv := newPair(t, gerrittest.Options{User: "ci", Password: password})
+			srv.AddChange(gerrittest.Change{Project: name, Number: 1503,
+				Votes: []gerrittest.Vote{{Label: "Code-Review", Value: 2, By: rae()}}})
+			ctx := context.Background()
+			ci, err := c.Change(ctx, name, 1503)
+			if err != nil || ci.Project != name || ci.Number != 1503 {
+				t.Fatalf("Change = %+v, %v", ci, err)
+			}
+			if p, _ := gerrit.ChangePath(name, 1503); p != "changes/"+ci.ID {
+				t.Errorf("ChangePath = %q, but Gerrit's own id is %q", p, ci.ID)
+			}
+			if err := c.Review(ctx, name, 1503, ci.CurrentRevision, gerrit.ReviewInput{Labels: map[string]int{"Verified": 1}}); err != nil {
+				t.Fatalf("Review: %v", err)
+			}
+			if err := c.Recheck(ctx, name, 1503, ""); err != nil {
+				t.Fatalf("Recheck: %v", err)
+			}
+			if got := srv.Reviews(name, 1503); len(got) != 2 || got[0].Labels["Verified"] != 1 || got[1].Tag != gerrit.RecheckTag {
+				t.Fatalf("reviews = %+v", got)
+			}
+			merged, err := c.Submit(ctx, name, 1503)
+			if err != nil || merged.Project != name || srv.Status(name, 1503) != gerrit.StatusMerged {
+				t.Fatalf("Submit = %+v, %v; status %q", merged, err, srv.Status(name, 1503))
+			}
+		})
 	}
 }

@@ -106,8 +106,10 @@ type GitPerson struct {
 
 // LabelInfo is the state of one label on a change. Approved is someone who
 // voted the label's maximum and Rejected someone who voted its minimum
-// (which also sets Blocking); Recommended and Disliked are intermediate
-// votes, with Value set when it is not ±1.
+// (which also sets Blocking); Gerrit sets at most one of the two, Rejected
+// first. Without either, Recommended and Disliked are intermediate votes
+// and Value is one of their scores, ±1 included (Gerrit's docs say ±1 is
+// left out; LabelsJson.setLabelScores sets it).
 type LabelInfo struct {
 	Approved     *Account `json:"approved,omitempty"`
 	Rejected     *Account `json:"rejected,omitempty"`
@@ -117,8 +119,9 @@ type LabelInfo struct {
 	Optional     bool     `json:"optional,omitempty"`
 	Value        int      `json:"value,omitempty"`
 	DefaultValue int      `json:"default_value"`
-	// All lists every reviewer; those who did not vote on this label have
-	// a nil Value.
+	// All lists every reviewer (on a merged change, every voter); those
+	// who did not vote on this label have a nil Value, or 0 on a merged
+	// change and with DETAILED_LABELS.
 	All []ApprovalInfo `json:"all,omitempty"`
 	// Values maps "-1", " 0", "+1" (note the space) to their meaning.
 	Values map[string]string `json:"values,omitempty"`
@@ -127,7 +130,7 @@ type LabelInfo struct {
 // ApprovalInfo is one reviewer's vote on a label.
 type ApprovalInfo struct {
 	Account
-	// Value is nil for a reviewer who has not voted on the label.
+	// Value is nil or 0 for a reviewer who has not voted on the label.
 	Value *int      `json:"value,omitempty"`
 	Date  Timestamp `json:"date,omitzero"`
 	// Tag is the tag of the review that set the vote, e.g.
@@ -135,10 +138,12 @@ type ApprovalInfo struct {
 	Tag string `json:"tag,omitempty"`
 }
 
-// Vote returns accountID's vote on the label, if it has one.
+// Vote returns accountID's vote on the label, if it has one. A value of 0
+// ("No score") is no vote: Gerrit writes it for reviewers who did not vote,
+// on merged changes and with DETAILED_LABELS.
 func (l LabelInfo) Vote(accountID int64) (int, bool) {
 	for _, a := range l.All {
-		if a.AccountID == accountID && a.Value != nil {
+		if a.AccountID == accountID && a.Value != nil && *a.Value != 0 {
 			return *a.Value, true
 		}
 	}

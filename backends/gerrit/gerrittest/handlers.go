@@ -69,14 +69,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, seg []string) {
 		s.allow(w, r, http.MethodGet, func() { s.serveQuery(w, r) })
 		return
 	}
-	id, err := url.PathUnescape(seg[1])
-	if err != nil {
-		writeText(w, http.StatusBadRequest, "Invalid id\n")
-		return
-	}
-	c := s.find(id)
+	c := s.find(seg[1])
 	if c == nil {
-		writeText(w, http.StatusNotFound, notFound(id))
+		writeText(w, http.StatusNotFound, notFound(seg[1]))
 		return
 	}
 	switch rest := strings.Join(seg[2:], "/"); {
@@ -99,24 +94,26 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, method string, se
 	serve()
 }
 
-// notFound is ResourceNotFoundException's text for the URL-decoded id.
-func notFound(id string) string {
-	return strings.Replace(recordedText("error-404-change.txt"), "platform/api~1503", id, 1)
+// notFound is ResourceNotFoundException's text: "Not found: " and the id
+// as IdString.get decodes it (form decoding, so "+" is a space).
+func notFound(encoded string) string {
+	return strings.Replace(recordedText("error-404-change.txt"), "platform/api~1503", decodeKey(encoded), 1)
 }
 
-// find resolves "project~number" or a bare number, as ChangesCollection
-// does for the forms the client uses.
-func (s *Server) find(id string) *change {
-	project, num, hasProject := strings.Cut(id, "~")
+// find resolves "project~number" or a bare number, as ChangeFinder.find
+// does for the forms the client uses: it splits the id as sent, at its last
+// "~", and decodes only the project, with KeyUtil.decode.
+func (s *Server) find(encoded string) *change {
+	project, num, hasProject := cutLast(encoded, "~")
 	if !hasProject {
-		num = project
+		num = encoded
 	}
 	n, err := strconv.Atoi(num)
 	if err != nil || n <= 0 {
 		return nil
 	}
 	if hasProject {
-		return s.changes[key(project, n)]
+		return s.changes[key(decodeKey(project), n)]
 	}
 	for _, c := range s.changes {
 		if c.Number == n {
@@ -124,6 +121,36 @@ func (s *Server) find(id string) *change {
 		}
 	}
 	return nil
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
+}
+
+// decodeKey decodes a key from a URL path the way Gerrit's KeyUtil.decode
+// (and IdString.get) do: a "%" that does not start an escape stays a "%",
+// "%XX" is a byte and "+" is a space, as in a form. A client that sends
+// "libs/c++" unescaped reaches the project "libs/c  ", as with Gerrit.
+func decodeKey(encoded string) string {
+	var b strings.Builder
+	for i := 0; i < len(encoded); i++ {
+		b.WriteByte(encoded[i])
+		if encoded[i] == '%' && !(i+2 < len(encoded) && isHex(encoded[i+1]) && isHex(encoded[i+2])) {
+			b.WriteString("25")
+		}
+	}
+	s, err := url.QueryUnescape(b.String())
+	if err != nil {
+		return encoded // unreachable: every "%" now starts an escape
+	}
+	return s
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func options(r *http.Request) map[string]bool {

@@ -123,10 +123,19 @@ func changeRef(number, patchSet int) string {
 	return fmt.Sprintf("refs/changes/%02d/%d/%d", number%100, number, patchSet)
 }
 
+// javaURLEncoder differs from url.QueryEscape in two bytes: it keeps "*"
+// and escapes "~".
+var javaURLEncoder = strings.NewReplacer("%2A", "*", "~", "%7E")
+
+// encodeKey is Gerrit's Url.encode (java.net.URLEncoder), which
+// ChangeJson.finish applies to the parts of id and triplet_id: a space
+// becomes "+", and "+" becomes "%2B".
+func encodeKey(s string) string { return javaURLEncoder.Replace(url.QueryEscape(s)) }
+
 // editCommon sets the ChangeInfo fields every answer has.
 func editCommon(m map[string]any, c *change, detailed bool) {
-	m["id"] = url.PathEscape(c.Project) + "~" + strconv.Itoa(c.Number)
-	m["triplet_id"] = url.PathEscape(c.Project) + "~" + url.PathEscape(c.Branch) + "~" + c.ChangeID
+	m["id"] = encodeKey(c.Project) + "~" + strconv.Itoa(c.Number)
+	m["triplet_id"] = encodeKey(c.Project) + "~" + encodeKey(c.Branch) + "~" + encodeKey(c.ChangeID)
 	m["project"], m["branch"], m["change_id"] = c.Project, c.Branch, c.ChangeID
 	m["subject"], m["status"] = c.Subject, c.Status
 	m["created"], m["updated"] = ts(c.created), ts(c.updated)
@@ -155,7 +164,7 @@ func (s *Server) renderChange(c *change, opts map[string]bool) (map[string]any, 
 	detailed := opts["DETAILED_ACCOUNTS"]
 	editCommon(m, c, detailed)
 	if opts["LABELS"] || opts["DETAILED_LABELS"] {
-		m["labels"] = s.renderLabels(c, detailed)
+		m["labels"] = s.renderLabels(c, opts)
 		var reviewers []any
 		for _, r := range c.reviewers {
 			reviewers = append(reviewers, accountJSON(r, detailed))
@@ -185,49 +194,114 @@ func (s *Server) renderChange(c *change, opts map[string]bool) (map[string]any, 
 	return m, nil
 }
 
-// renderLabels builds LABELS the way LabelsJson does: everyone in all[],
-// voters with value/date/tag; approved for a max vote, rejected (and
-// blocking) for a min vote, recommended/disliked in between.
-func (s *Server) renderLabels(c *change, detailed bool) map[string]any {
+// renderLabels builds LABELS and DETAILED_LABELS the way
+// LabelsJson.labelsFor does, for labels that work like MaxWithBlock (a
+// minimum vote blocks submit, a maximum one is needed), as the recorded
+// "blocking" says ours do: a summary of the votes (summarizeVotes) and
+// all[], which differs between open and merged changes (allApprovals).
+func (s *Server) renderLabels(c *change, opts map[string]bool) map[string]any {
+	detailed := opts["DETAILED_ACCOUNTS"]
+	merged := c.Status == "MERGED"
 	out := map[string]any{}
 	for name, def := range s.labels {
 		li := map[string]any{"values": def.values, "default_value": 0}
-		var all []any
-		recommended, disliked := 0, 0
-		for _, r := range c.reviewers {
-			entry := accountJSON(r, detailed)
-			v := c.votes[name][r.ID]
-			if v != nil {
-				entry["value"], entry["date"] = v.value, ts(v.date)
-				if v.tag != "" {
-					entry["tag"] = v.tag
-				}
-				switch {
-				case v.value == def.max && li["approved"] == nil:
-					li["approved"] = accountJSON(r, detailed)
-				case v.value == def.min && li["rejected"] == nil:
-					li["rejected"], li["blocking"] = accountJSON(r, detailed), true
-				case v.value > recommended && v.value < def.max:
-					recommended, li["recommended"] = v.value, accountJSON(r, detailed)
-				case v.value < disliked && v.value > def.min:
-					disliked, li["disliked"] = v.value, accountJSON(r, detailed)
-				}
-			}
-			all = append(all, entry)
+		// labelsForSubmittedChange summarizes only for LABELS, not for
+		// DETAILED_LABELS alone.
+		if !merged || opts["LABELS"] {
+			summarizeVotes(li, def, c.approvals(name), detailed)
 		}
-		if li["approved"] == nil && li["rejected"] == nil {
-			if recommended != 0 && recommended != 1 {
-				li["value"] = recommended
-			} else if recommended == 0 && disliked != 0 && disliked != -1 {
-				li["value"] = disliked
-			}
-		}
-		if len(all) > 0 {
+		if all := c.allApprovals(name, merged, detailed); len(all) > 0 {
 			li["all"] = all
 		}
 		out[name] = li
 	}
 	return out
+}
+
+// approval is one account's vote on a label.
+type approval struct {
+	by Account
+	*vote
+}
+
+// approvals lists a label's votes in the order the double lists
+// reviewers; Gerrit's order is that of the change's approvals.
+func (c *change) approvals(label string) []approval {
+	var out []approval
+	for _, r := range c.reviewers {
+		if v := c.votes[label][r.ID]; v != nil {
+			out = append(out, approval{by: r, vote: v})
+		}
+	}
+	return out
+}
+
+// summarizeVotes sets a LabelInfo's summary as LabelsJson does.
+// initLabels asks LabelFunction.checkNoRule, which for a blocking label
+// answers REJECT at the first minimum vote (rejected, blocking) and
+// otherwise OK for the last maximum vote (approved); with either set,
+// setLabelScores returns at once, so approved and rejected never come
+// together. Otherwise setLabelScores makes each negative vote disliked and
+// each positive one recommended unless a dislike came first, and sets value
+// to that vote's score, ±1 included (the docs say ±1 is left out; the code
+// does not).
+func summarizeVotes(li map[string]any, def labelDef, votes []approval, detailed bool) {
+	var approved *Account
+	for _, a := range votes {
+		switch a.value {
+		case def.min:
+			li["rejected"], li["blocking"] = accountJSON(a.by, detailed), true
+			return
+		case def.max:
+			approved = &a.by
+		}
+	}
+	if approved != nil {
+		li["approved"] = accountJSON(*approved, detailed)
+		return
+	}
+	for _, a := range votes {
+		switch {
+		case a.value < 0:
+			li["disliked"], li["value"] = accountJSON(a.by, detailed), a.value
+		case a.value > 0 && li["disliked"] == nil:
+			li["recommended"], li["value"] = accountJSON(a.by, detailed), a.value
+		}
+	}
+}
+
+// allApprovals is a label's all[]. On an open change (setAllApprovals) it
+// lists every reviewer, with value, date and tag for those who voted on the
+// label. On a merged change (labelsForSubmittedChange) it lists only those
+// who voted on some label, with value 0 on the labels they left alone.
+func (c *change) allApprovals(label string, merged, detailed bool) []any {
+	var all []any
+	for _, r := range c.reviewers {
+		if merged && !c.hasVoted(r.ID) {
+			continue
+		}
+		entry := accountJSON(r, detailed)
+		if merged {
+			entry["value"] = 0
+		}
+		if v := c.votes[label][r.ID]; v != nil {
+			entry["value"], entry["date"] = v.value, ts(v.date)
+			if v.tag != "" {
+				entry["tag"] = v.tag
+			}
+		}
+		all = append(all, entry)
+	}
+	return all
+}
+
+func (c *change) hasVoted(id int64) bool {
+	for _, byAccount := range c.votes {
+		if byAccount[id] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // unsatisfied returns the first label (by name) that lacks a maximum vote
