@@ -20,6 +20,9 @@ const (
 	EventPatchSetCreated = "patchset-created"
 	EventCommentAdded    = "comment-added"
 	EventChangeMerged    = "change-merged"
+	// EventChangeAbandoned ends a change without a merge; it carries the
+	// Abandoner and, if one was given, the Reason.
+	EventChangeAbandoned = "change-abandoned"
 	EventRefUpdated      = "ref-updated"
 	// EventDroppedOutput tells a stream-events reader that Gerrit dropped
 	// events because the reader was too slow.
@@ -39,9 +42,13 @@ type Event struct {
 	Author    *EventAccount  `json:"author,omitempty"`
 	Uploader  *EventAccount  `json:"uploader,omitempty"`
 	Submitter *EventAccount  `json:"submitter,omitempty"`
-	Approvals []Approval     `json:"approvals,omitempty"`
-	Comment   string         `json:"comment,omitempty"`
-	RefUpdate *RefUpdate     `json:"refUpdate,omitempty"`
+	Abandoner *EventAccount  `json:"abandoner,omitempty"`
+	// Reason is, on change-abandoned, the message the abandoner gave; it is
+	// empty when they gave none.
+	Reason    string     `json:"reason,omitempty"`
+	Approvals []Approval `json:"approvals,omitempty"`
+	Comment   string     `json:"comment,omitempty"`
+	RefUpdate *RefUpdate `json:"refUpdate,omitempty"`
 	// NewRev is, on change-merged, the branch tip after the merge.
 	NewRev string `json:"newRev,omitempty"`
 	// Project is the change's project, else the updated ref's, else the
@@ -130,6 +137,8 @@ type wireEvent struct {
 	Author         *EventAccount  `json:"author"`
 	Uploader       *EventAccount  `json:"uploader"`
 	Submitter      *EventAccount  `json:"submitter"`
+	Abandoner      *EventAccount  `json:"abandoner"`
+	Reason         string         `json:"reason"`
 	Approvals      []wireApproval `json:"approvals"`
 	Comment        string         `json:"comment"`
 	RefUpdate      *RefUpdate     `json:"refUpdate"`
@@ -239,7 +248,7 @@ func ParseEvent(data []byte) (Event, error) {
 func (w wireEvent) event() Event {
 	e := Event{
 		Type: w.Type, Author: w.Author, Uploader: w.Uploader, Submitter: w.Submitter,
-		Comment: w.Comment, RefUpdate: w.RefUpdate, NewRev: w.NewRev,
+		Abandoner: w.Abandoner, Reason: w.Reason, Comment: w.Comment, RefUpdate: w.RefUpdate, NewRev: w.NewRev,
 		Project: string(w.Project), RefName: w.RefName, EventCreatedOn: int64(w.EventCreatedOn),
 	}
 	if c := w.Change; c != nil {
@@ -297,10 +306,15 @@ func (e Event) Key() string {
 		Author, Uploader, Submitter                *account
 		Approvals                                  []Approval
 		Created                                    int64
+		// Fields added later are left out when empty, so that the events
+		// that lack them keep the keys they had.
+		Abandoner *account `json:",omitempty"`
+		Reason    string   `json:",omitempty"`
 	}{
 		V: "1", Type: e.Type, Project: e.Project, RefName: e.RefName, NewRev: e.NewRev,
 		Comment: e.Comment, RefUpdate: e.RefUpdate, Created: e.EventCreatedOn,
 		Author: acct(e.Author), Uploader: acct(e.Uploader), Submitter: acct(e.Submitter),
+		Abandoner: acct(e.Abandoner), Reason: e.Reason,
 	}
 	if e.Change != nil {
 		k.Change, k.ChangeID = e.Change.Number, e.Change.ID

@@ -39,6 +39,7 @@ func TestParseRecordedEvents(t *testing.T) {
 			return e.Type == gerrit.EventChangeMerged && e.Submitter.Username == "ann" && e.NewRev == sha &&
 				e.Change.Status == gerrit.StatusMerged && e.EventCreatedOn == 1741621327
 		}},
+		{"change-abandoned.json", changeAbandonedOK},
 		{"ref-updated.json", refUpdatedOK},
 		{"webhook-ref-updated.json", refUpdatedOK},
 	}
@@ -72,6 +73,12 @@ func commentAddedOK(e gerrit.Event) bool {
 		okV && v.Value == -1 && v.Changed() && *v.OldValue == 0 && v.Description == "Verified" &&
 		okCR && cr.Value == 0 && !cr.Changed() && strings.HasPrefix(e.Comment, "Patch Set 2: Verified-1\n\n") &&
 		e.EventCreatedOn == 1741615550
+}
+
+func changeAbandonedOK(e gerrit.Event) bool {
+	return e.Type == gerrit.EventChangeAbandoned && e.Abandoner != nil && e.Abandoner.Email == "ann@example.com" &&
+		e.Abandoner.Username == "ann" && e.Reason == "Superseded by 1511" && e.Submitter == nil &&
+		e.Change.Status == gerrit.StatusAbandoned && e.PatchSet.Number == 2 && e.EventCreatedOn == 1741622609
 }
 
 func refUpdatedOK(e gerrit.Event) bool {
@@ -180,7 +187,7 @@ func TestEventKey(t *testing.T) {
 		}
 		keys[k] = name
 	}
-	for _, kind := range []string{gerrittest.PatchSetCreated, gerrittest.ChangeMerged, gerrittest.RefUpdated} {
+	for _, kind := range []string{gerrittest.PatchSetCreated, gerrittest.ChangeMerged, gerrittest.ChangeAbandoned, gerrittest.RefUpdated} {
 		k := mustEvent(gerrittest.StreamEvent(kind, gerrittest.EventValues{})).Key()
 		if prev, dup := keys[k]; dup {
 			t.Errorf("%s and %s have the same key", kind, prev)
@@ -189,12 +196,68 @@ func TestEventKey(t *testing.T) {
 	}
 }
 
+func TestAbandonedEventKey(t *testing.T) {
+	t.Parallel()
+	mustEvent := parser(t)
+	abandoned := mustEvent([]byte(recorded(t, "change-abandoned.json")), nil)
+	webhook := mustEvent(gerrittest.WebhookEvent(gerrittest.ChangeAbandoned, gerrittest.EventValues{}))
+	if webhook.Key() != abandoned.Key() || !reflect.DeepEqual(webhook, abandoned) {
+		t.Fatalf("the webhook form differs from the stream line:\n%+v\n%+v", webhook, abandoned)
+	}
+	created := mustEvent([]byte(recorded(t, "patchset-created.json")), nil)
+	if created.Change.Number != abandoned.Change.Number || created.PatchSet.Number != abandoned.PatchSet.Number {
+		t.Fatalf("not the same change and patch set: %+v %+v", created.Change, abandoned.Change)
+	}
+	keys := map[string]string{abandoned.Key(): "recorded", created.Key(): "patchset-created"}
+	if len(keys) != 2 {
+		t.Fatal("change-abandoned has the key of patchset-created of the same change")
+	}
+	rae := gerrittest.Account{Name: "Rae Viewer", Email: "rae@example.com", Username: "rae"}
+	variants := map[string]gerrittest.EventValues{
+		"other reason":    {Reason: "Superseded by 1512"},
+		"other abandoner": {Actor: rae},
+	}
+	for name, v := range variants {
+		k := mustEvent(gerrittest.StreamEvent(gerrittest.ChangeAbandoned, v)).Key()
+		if prev, dup := keys[k]; dup {
+			t.Errorf("%s and %s have the same key", name, prev)
+		}
+		keys[k] = name
+	}
+	noReason := abandoned
+	noReason.Reason = ""
+	if noReason.Key() == abandoned.Key() {
+		t.Error("an abandon without a reason has the key of one with a reason")
+	}
+}
+
+// TestEventKeyIsStable pins the keys of recorded events: queued dedupe
+// entries outlive a deploy, so a new Event field must not change the keys
+// of events that lack it.
+func TestEventKeyIsStable(t *testing.T) {
+	t.Parallel()
+	mustEvent := parser(t)
+	want := map[string]string{
+		"patchset-created.json": "4693f31cecf1c44d56b4f2edcf896aa544042af358173cd996f17743d7051fa5",
+		"comment-added.json":    "7d10f1ccfa13fc12c4e468dd1a82a9e411cc0e75512a9699d3dcd388d54d3f76",
+		"change-merged.json":    "40fff3f0380d404514eb19d0f739b1fc4b9c53dee553e97b2b2bd08576f4c729",
+		"ref-updated.json":      "e9bd6e6971f9f3081b50ed3056b30846ae57085cd15d25791505f1dfab499ddc",
+	}
+	for file, key := range want {
+		if got := mustEvent([]byte(recorded(t, file)), nil).Key(); got != key {
+			t.Errorf("%s: key %s, was %s", file, got, key)
+		}
+	}
+}
+
 // TestEventRoundTrip checks that an Event, encoded with encoding/json (as a
 // queued job would carry it), parses back the same.
 func TestEventRoundTrip(t *testing.T) {
 	t.Parallel()
 	mustEvent := parser(t)
-	for _, in := range []string{recorded(t, "comment-added.json"), recorded(t, "webhook-ref-updated.json"), oldStyle} {
+	for _, in := range []string{
+		recorded(t, "comment-added.json"), recorded(t, "change-abandoned.json"), recorded(t, "webhook-ref-updated.json"), oldStyle,
+	} {
 		e := mustEvent([]byte(in), nil)
 		raw, err := json.Marshal(e)
 		if err != nil {
@@ -208,7 +271,10 @@ func TestEventRoundTrip(t *testing.T) {
 }
 
 func FuzzParseEvent(f *testing.F) {
-	for _, name := range []string{"patchset-created.json", "comment-added.json", "change-merged.json", "ref-updated.json", "webhook-comment-added.json"} {
+	for _, name := range []string{
+		"patchset-created.json", "comment-added.json", "change-merged.json", "change-abandoned.json", "ref-updated.json",
+		"webhook-comment-added.json",
+	} {
 		raw, err := os.ReadFile(filepath.Join("gerrittest", "testdata", name))
 		if err != nil {
 			f.Fatal(err)

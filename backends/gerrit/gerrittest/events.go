@@ -13,6 +13,9 @@ const (
 	PatchSetCreated = "patchset-created"
 	CommentAdded    = "comment-added"
 	ChangeMerged    = "change-merged"
+	// ChangeAbandoned is the other ending of the recorded change: it cannot
+	// also be merged.
+	ChangeAbandoned = "change-abandoned"
 	RefUpdated      = "ref-updated"
 )
 
@@ -30,12 +33,15 @@ type EventValues struct {
 	// Uploader uploaded (and authored) the patch set.
 	Uploader Account
 	// Actor caused the event: comment-added's author, patchset-created's
-	// uploader, change-merged's and ref-updated's submitter.
+	// uploader, change-merged's and ref-updated's submitter,
+	// change-abandoned's abandoner.
 	Actor Account
 	// Approvals are comment-added's; Gerrit lists every label of the
 	// project, with OldValue on the ones the review changed.
 	Approvals []Approval
 	Comment   string
+	// Reason is change-abandoned's: the message given when abandoning.
+	Reason string
 	// OldRev and NewRev are ref-updated's; NewRev is also change-merged's.
 	// NewRev defaults to Revision when that is set.
 	OldRev, NewRev string
@@ -102,7 +108,7 @@ func WebhookEvent(kind string, v EventValues) ([]byte, error) {
 
 func buildEvent(kind string, v EventValues) (map[string]any, error) {
 	switch kind {
-	case PatchSetCreated, CommentAdded, ChangeMerged, RefUpdated:
+	case PatchSetCreated, CommentAdded, ChangeMerged, ChangeAbandoned, RefUpdated:
 	default:
 		return nil, fmt.Errorf("gerrittest: no recorded %q event", kind)
 	}
@@ -121,6 +127,9 @@ func buildEvent(kind string, v EventValues) (map[string]any, error) {
 		m["approvals"] = approvals(v.Approvals)
 	}
 	setIf(m, "comment", v.Comment)
+	if kind == ChangeAbandoned {
+		setIf(m, "reason", v.Reason)
+	}
 	newRev := orDefault(v.NewRev, v.Revision)
 	if kind == ChangeMerged {
 		setIf(m, "newRev", newRev)
@@ -142,7 +151,10 @@ func buildEvent(kind string, v EventValues) (map[string]any, error) {
 
 // editActor sets who caused the event, under the field its type uses.
 func editActor(m map[string]any, kind string, v EventValues) {
-	actor := map[string]string{CommentAdded: "author", PatchSetCreated: "uploader", ChangeMerged: "submitter", RefUpdated: "submitter"}[kind]
+	actor := map[string]string{
+		CommentAdded: "author", PatchSetCreated: "uploader", ChangeMerged: "submitter",
+		ChangeAbandoned: "abandoner", RefUpdated: "submitter",
+	}[kind]
 	switch {
 	case v.Actor != (Account{}):
 		m[actor] = eventAccount(v.Actor)

@@ -32,7 +32,7 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 // recordings they start from, in both forms.
 func TestZeroValuesGiveTheRecordings(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{PatchSetCreated, CommentAdded, ChangeMerged, RefUpdated} {
+	for _, kind := range []string{PatchSetCreated, CommentAdded, ChangeMerged, ChangeAbandoned, RefUpdated} {
 		got, err := StreamEvent(kind, EventValues{})
 		if err != nil {
 			t.Fatal(err)
@@ -91,6 +91,42 @@ func TestEventValuesAreSubstituted(t *testing.T) {
 		t.Errorf("author/approvals: %v %v", e.Author, e.Approvals)
 	case e.Created != 1741700000:
 		t.Errorf("eventCreatedOn %d", e.Created)
+	}
+}
+
+func TestAbandonedValuesAreSubstituted(t *testing.T) {
+	t.Parallel()
+	rae := Account{Name: "Rae Viewer", Email: "rae@example.com", Username: "rae"}
+	raw, err := WebhookEvent(ChangeAbandoned, EventValues{Number: 42, Actor: rae, Reason: "Duplicate of 41"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Project   map[string]string `json:"project"`
+		ChangeKey map[string]string `json:"changeKey"`
+		Change    map[string]any    `json:"change"`
+		Abandoner map[string]string `json:"abandoner"`
+		Reason    string            `json:"reason"`
+		Comment   *string           `json:"comment"`
+	}
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case e.Project["name"] != "platform/api" || e.ChangeKey["key"] != "I8473b95934b5732ac55d26311a706c9c2bde9940":
+		t.Errorf("webhook project/changeKey: %s", raw)
+	case e.Change["number"] != 42.0 || e.Change["status"] != "ABANDONED":
+		t.Errorf("change: %v", e.Change)
+	case e.Abandoner["username"] != "rae" || e.Reason != "Duplicate of 41" || e.Comment != nil:
+		t.Errorf("abandoner %v, reason %q, comment %v", e.Abandoner, e.Reason, e.Comment)
+	}
+	// Reason belongs to change-abandoned alone.
+	raw, err = StreamEvent(ChangeMerged, EventValues{Reason: "Duplicate of 41"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(`"reason"`)) {
+		t.Errorf("change-merged got a reason: %s", raw)
 	}
 }
 
