@@ -67,6 +67,21 @@ type BuildJob struct {
 	Params map[string]string
 }
 
+// ParamsFor returns the parameters of a build of ref: the job's fixed ones
+// and the ref in RefParam.
+func (j BuildJob) ParamsFor(ref string) map[string]string {
+	params := make(map[string]string, len(j.Params)+1)
+	for k, v := range j.Params {
+		params[k] = v
+	}
+	refParam := j.RefParam
+	if refParam == "" {
+		refParam = "BRANCH"
+	}
+	params[refParam] = ref
+	return params
+}
+
 // Builds runs build steps.
 type Builds struct {
 	Builder Builder
@@ -164,16 +179,7 @@ func (b *Builds) queue(ctx context.Context, cfg BuildJob, ref string, steps Step
 // trigger starts the build and records its queue item before anything
 // else happens.
 func (b *Builds) trigger(ctx context.Context, cfg BuildJob, ref string, steps Steps) (int, error) {
-	params := make(map[string]string, len(cfg.Params)+1)
-	for k, v := range cfg.Params {
-		params[k] = v
-	}
-	refParam := cfg.RefParam
-	if refParam == "" {
-		refParam = "BRANCH"
-	}
-	params[refParam] = ref
-	qid, err := b.Builder.Trigger(ctx, cfg.Job, params)
+	qid, err := b.Builder.Trigger(ctx, cfg.Job, cfg.ParamsFor(ref))
 	if err != nil {
 		return 0, explain(ctx, err, cfg.Job, "start")
 	}
