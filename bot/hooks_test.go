@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,8 +150,10 @@ func TestNoticeButtons(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := queue.NoticeID(n.Subject)
+	clicks := 0
 	click := func(action, user string) {
-		body := clickBody(t, id, user, f.slack.ResponseURL("n"))
+		clicks++ // a response_url takes five answers at most
+		body := clickBody(t, id, user, f.slack.ResponseURL(fmt.Sprintf("n%d", clicks)))
 		body = bytes.ReplaceAll(body, []byte("%22retry%22"), []byte("%22"+action+"%22"))
 		if rec := f.do(t, "/slack/interactions", body, nil); rec.Code != http.StatusOK {
 			t.Fatalf("click: %d", rec.Code)
@@ -171,8 +174,28 @@ func TestNoticeButtons(t *testing.T) {
 			t.Errorf("follow-up %d = %q, want %q", i, texts[i], s.want)
 		}
 	}
-	if d := depth(t, f.q); d != 2 {
-		t.Fatalf("%d jobs queued; want one retry and one mute", d)
+	// The next breakage of the same change is another failure to retry.
+	n.Created = n.Created.Add(time.Hour)
+	if err := f.q.SaveNotice(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	click(ActionNoticeRetry, "U_DEV")
+	if texts := waitResponses(t, f, 5); !strings.Contains(texts[4], "Retrying change 1503") {
+		t.Fatalf("retry of the next breakage: %q", texts[4])
+	}
+	// A notice no service claims needs the permission on every service.
+	stray := queue.Notice{Subject: "job:prod-db-migrate", Channel: "C1", State: "failing", Title: "prod-db-migrate #3",
+		Failures: []string{"prod-db-migrate #3"}, Retry: queue.RetryTarget{Kind: "rebuild", Job: "prod-db-migrate"}}
+	if err := f.q.SaveNotice(context.Background(), stray); err != nil {
+		t.Fatal(err)
+	}
+	id = queue.NoticeID(stray.Subject)
+	click(ActionNoticeRetry, "U_DEV")
+	if texts := waitResponses(t, f, 6); !strings.Contains(texts[5], "Not allowed") {
+		t.Fatalf("retry of an unclaimed job's notice: %q", texts[5])
+	}
+	if d := depth(t, f.q); d != 3 {
+		t.Fatalf("%d jobs queued; want two retries and one mute", d)
 	}
 	if recent, _ := f.q.Recent(context.Background(), "", 10); len(recent) != 0 {
 		t.Fatalf("notice buttons' jobs are listed by /deploy status: %+v", recent)

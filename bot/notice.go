@@ -74,30 +74,13 @@ func NoticeMessage(n queue.Notice, now time.Time) (blocks []slack.Block, text st
 // noticeHeadline says what broke or was fixed, and by whom for a fix; text
 // is its plain notification fallback.
 func noticeHeadline(n queue.Notice) (head, text string) {
-	fixers := ""
-	if len(n.FixedBy) > 0 {
-		var names []string
-		for _, p := range n.FixedBy {
-			names = append(names, person(p))
-		}
-		fixers = strings.Join(names, ", ")
+	var names []string
+	for _, p := range n.FixedBy {
+		names = append(names, person(p))
 	}
+	fixers := strings.Join(names, ", ")
 	if c := n.Change; n.Gating && c != nil {
-		what := "*" + link(c.URL, fmt.Sprintf("Change %d", c.Number)) + "*"
-		if c.Subject != "" {
-			what += " “" + escape(c.Subject) + "”"
-		}
-		if n.Open() {
-			return fmt.Sprintf("🔴 %s fails CI on patch set %d.", what, c.PatchSet), fmt.Sprintf("Change %d fails CI", c.Number)
-		}
-		head = "✅ " + what + " passes CI again"
-		if n.FixedIn != "" {
-			head += " on " + escape(n.FixedIn)
-		}
-		if fixers != "" {
-			head += ", fixed by " + fixers
-		}
-		return head + ".", fmt.Sprintf("Change %d passes CI again", c.Number)
+		return changeHeadline(n, c, fixers)
 	}
 	job := n.Job
 	if job == "" {
@@ -118,6 +101,32 @@ func noticeHeadline(n queue.Notice) (head, text string) {
 		head += ", with changes by " + fixers
 	}
 	return head + ".", job + " is fixed"
+}
+
+// changeHeadline is noticeHeadline for a change's gating.
+func changeHeadline(n queue.Notice, c *queue.NoticeChange, fixers string) (head, text string) {
+	what := "*" + link(c.URL, fmt.Sprintf("Change %d", c.Number)) + "*"
+	if c.Subject != "" {
+		what += " “" + escape(c.Subject) + "”"
+	}
+	switch {
+	case n.Open():
+		return fmt.Sprintf("🔴 %s fails CI on patch set %d.", what, c.PatchSet), fmt.Sprintf("Change %d fails CI", c.Number)
+	case n.State == queue.StateAbandoned:
+		head = "⚪ " + what + " was abandoned"
+		if fixers != "" {
+			head += " by " + fixers
+		}
+		return head + "; its CI failure is closed.", fmt.Sprintf("Change %d was abandoned", c.Number)
+	}
+	head = "✅ " + what + " passes CI again"
+	if n.FixedIn != "" {
+		head += " on " + escape(n.FixedIn)
+	}
+	if fixers != "" {
+		head += ", fixed by " + fixers
+	}
+	return head + ".", fmt.Sprintf("Change %d passes CI again", c.Number)
 }
 
 func blameLines(people []queue.Person) string {
@@ -171,14 +180,34 @@ type Notices struct {
 // NewNotices returns a notifier posting through s.
 func NewNotices(s *Slack) *Notices { return &Notices{slack: s, now: time.Now} }
 
-// Show posts n, or updates its message when it has one.
-func (ns *Notices) Show(ctx context.Context, n queue.Notice) (string, error) {
+// Show posts n, or updates its message when it has one, and returns the
+// message's channel ID and timestamp. It returns once Slack has the
+// message: the caller holds the notice's lock, and an edit still queued
+// when it lets go could land after a newer one from another worker.
+func (ns *Notices) Show(ctx context.Context, n queue.Notice) (channel, ts string, err error) {
 	blocks, text := NoticeMessage(n, ns.now())
 	if n.MessageTS != "" {
-		ns.slack.Update(n.Channel, n.MessageTS, text, blocks)
-		return n.MessageTS, nil
+		return n.Channel, n.MessageTS, retryLater(ns.slack.UpdateWait(ctx, n.Channel, n.MessageTS, text, blocks))
 	}
-	return ns.slack.Post(ctx, n.Channel, text, blocks)
+	sent, err := ns.slack.PostMessage(ctx, n.Channel, text, blocks)
+	return sent.Channel, sent.TS, retryLater(err)
+}
+
+// temporary is a Slack failure worth running the job again for.
+type temporary struct{ error }
+
+func (temporary) Temporary() bool { return true }
+func (t temporary) Unwrap() error { return t.error }
+
+// retryLater marks a Slack outage (a 5xx that outlasted the client's own
+// tries) as temporary, so the worker runs the job again later instead of
+// dropping the notice. Slack's refusals (channel_not_found) stay final.
+func retryLater(err error) error {
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) && sc.Retryable() {
+		return temporary{err}
+	}
+	return err
 }
 
 // DM sends n to user in a direct message.

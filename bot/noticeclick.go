@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -12,14 +12,8 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
-// noticePermission is what a notice's buttons need: the permission to run
-// the failure again (recheck a change, or build the service).
-func noticePermission(n queue.Notice) commands.Permission {
-	if n.Retry.Kind == "recheck" {
-		return commands.Permission{Action: "recheck", Service: n.Service}
-	}
-	return commands.Permission{Action: "build", Service: n.Service}
-}
+// noticeRetryDedupe is how long clicks on one failure's Retry count as one.
+const noticeRetryDedupe = time.Minute
 
 // noticeAction queues a click on a breakage notice's Retry or Mute button.
 // A Retry counts once per failure, however often the click arrives.
@@ -43,7 +37,7 @@ func (r *Responder) noticeAction(ctx context.Context, cb slack.InteractionCallba
 		tell(text)
 		return out
 	}
-	if err := r.auth.Check(ctx, user, noticePermission(n)); err != nil {
+	if err := r.auth.Check(ctx, user, queue.NoticePermission(n)); err != nil {
 		return r.deniedFollowUp(err, tell, log)
 	}
 	kind, verb := "notice-mute", "Muting"
@@ -54,9 +48,15 @@ func (r *Responder) noticeAction(ctx context.Context, cb slack.InteractionCallba
 			return "usage"
 		}
 		kind, verb = "notice-retry", "Retrying"
-		dd = queue.Dedupe{Key: "notice-retry:" + id + ":" + strconv.Itoa(len(n.Failures)), TTL: r.cfg.RetryWindow}
+		// A double click, or a second person clicking at once, queues one
+		// job. The engine allows one retry per failure; this only spares
+		// the queue, so it names this breakage (Created) and its latest
+		// failure, and forgets soon, so that a retry that failed can be
+		// clicked again.
+		key := fmt.Sprintf("notice-retry:%s:%d:%d", id, n.Created.UnixNano(), len(n.Failures))
+		dd = queue.Dedupe{Key: key, TTL: noticeRetryDedupe}
 	}
-	perm := noticePermission(n)
+	perm := queue.NoticePermission(n)
 	job := queue.Job{
 		Request: commands.Request{Kind: kind, Action: perm.Action, Service: perm.Service, Topic: id},
 		User:    user, ResponseURL: cb.ResponseURL, CreatedAt: r.now(),

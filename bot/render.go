@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,11 +21,19 @@ func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-func link(url, text string) string {
-	if url == "" {
+// link is a mrkdwn link to an http(s) URL. URLs come from webhooks and
+// build parameters, so one that could break out of the <url|text> form
+// ("|", ">", spaces) or is not http(s) is dropped and only the text shown.
+func link(raw, text string) string {
+	if raw == "" {
 		return text
 	}
-	return "<" + url + "|" + escape(text) + ">"
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("<>|", r) }) {
+		return escape(text)
+	}
+	return "<" + raw + "|" + escape(text) + ">"
 }
 
 // title is "Build `api` @ `feature/login`".

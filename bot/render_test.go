@@ -203,7 +203,9 @@ func TestNoticeMessageGolden(t *testing.T) {
 	fixed.State, fixed.FixedIn, fixed.FixedBy = "fixed", "#88", []queue.Person{{SlackID: "U0CAROL", Reason: "committed to api-postmerge #88"}}
 	nobody := gating
 	nobody.Breakers = nil
-	for name, n := range map[string]queue.Notice{"gating": gating, "job-muted": job, "job-fixed": fixed, "nobody": nobody} {
+	abandoned := gating
+	abandoned.State, abandoned.FixedBy = queue.StateAbandoned, []queue.Person{{SlackID: "U0ANN", Reason: "abandoned the change"}}
+	for name, n := range map[string]queue.Notice{"gating": gating, "job-muted": job, "job-fixed": fixed, "nobody": nobody, "abandoned": abandoned} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			blocks, text := NoticeMessage(n, t0)
@@ -212,5 +214,25 @@ func TestNoticeMessageGolden(t *testing.T) {
 			}
 			golden(t, filepath.Join("golden", "notice-"+name+".json"), blocksJSON(t, blocks))
 		})
+	}
+}
+
+// TestLinksFromWebhooksCannotBreakOut: a URL that came from a build
+// parameter is linked only if it is a plain http(s) URL.
+func TestLinksFromWebhooksCannotBreakOut(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{
+		"https://gerrit.example.com/c/platform/api/+/1503": "<https://gerrit.example.com/c/platform/api/+/1503|change>",
+		"http://jenkins:8080/job/a/1/?x=1&y=2":             "<http://jenkins:8080/job/a/1/?x=1&y=2|change>",
+		"https://x.example.com/|<!channel>":                "change",
+		"https://x.example.com/> <!here":                   "change",
+		"javascript:alert(1)":                              "change",
+		"https:///no-host":                                 "change",
+		"ftp://files.example.com/":                         "change",
+		"":                                                 "change",
+	} {
+		if got := link(raw, "change"); got != want {
+			t.Errorf("link(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

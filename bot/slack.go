@@ -66,12 +66,16 @@ type op struct {
 	ts      string
 	text    string
 	blocks  []slack.Block
-	done    chan opResult // posts only
+	// ctx and done are set when a caller waits for the result; a call
+	// whose caller has given up is not sent.
+	ctx  context.Context
+	done chan opResult
 }
 
 type opResult struct {
-	ts  string
-	err error
+	channel string // the channel's ID, which Slack resolves a #name to
+	ts      string
+	err     error
 }
 
 type channelQueue struct {
@@ -156,20 +160,43 @@ func (s *Slack) Idle() bool {
 
 // Post sends a new message and returns its timestamp once Slack has it.
 func (s *Slack) Post(ctx context.Context, channel, text string, blocks []slack.Block) (string, error) {
-	o := &op{kind: opPost, channel: channel, text: text, blocks: blocks, done: make(chan opResult, 1)}
-	s.enqueue(o)
-	select {
-	case r := <-o.done:
-		return r.ts, r.err
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	sent, err := s.PostMessage(ctx, channel, text, blocks)
+	return sent.TS, err
+}
+
+// Sent is where Slack put a message: the channel's ID (a #name is resolved
+// to it, and chat.update takes only IDs) and the message's timestamp.
+type Sent struct{ Channel, TS string }
+
+// PostMessage sends a new message and says where it went once Slack has
+// it. If ctx ends while the message still waits its turn, it is not sent.
+func (s *Slack) PostMessage(ctx context.Context, channel, text string, blocks []slack.Block) (Sent, error) {
+	r := s.wait(ctx, &op{kind: opPost, channel: channel, text: text, blocks: blocks})
+	return Sent{Channel: r.channel, TS: r.ts}, r.err
 }
 
 // Update replaces message ts in channel. It returns at once; if an update of
 // the same message is still waiting, this one takes its place.
 func (s *Slack) Update(channel, ts, text string, blocks []slack.Block) {
 	s.enqueue(&op{kind: opUpdate, channel: channel, ts: ts, text: text, blocks: blocks})
+}
+
+// UpdateWait replaces message ts in channel and returns once Slack has the
+// new text, so that a caller holding a lock knows its edit is not
+// overtaken by an older one from another process.
+func (s *Slack) UpdateWait(ctx context.Context, channel, ts, text string, blocks []slack.Block) error {
+	return s.wait(ctx, &op{kind: opUpdate, channel: channel, ts: ts, text: text, blocks: blocks}).err
+}
+
+func (s *Slack) wait(ctx context.Context, o *op) opResult {
+	o.ctx, o.done = ctx, make(chan opResult, 1)
+	s.enqueue(o)
+	select {
+	case r := <-o.done:
+		return r
+	case <-ctx.Done():
+		return opResult{err: ctx.Err()}
+	}
 }
 
 // Reply adds text to the thread of message ts. It returns at once.
@@ -185,7 +212,7 @@ func (s *Slack) enqueue(o *op) {
 		q = &channelQueue{}
 		s.channels[o.channel] = q
 	}
-	if o.kind == opUpdate {
+	if o.kind == opUpdate && o.done == nil {
 		for _, p := range q.ops {
 			if p.kind == opUpdate && p.ts == o.ts {
 				p.text, p.blocks = o.text, o.blocks
@@ -226,6 +253,10 @@ func (s *Slack) drain(channel string, q *channelQueue) {
 		o := q.ops[0]
 		q.ops = q.ops[1:]
 		s.mu.Unlock()
+		if o.ctx != nil && o.ctx.Err() != nil {
+			o.done <- opResult{err: o.ctx.Err()} // its caller has gone; a late post would be a duplicate
+			continue
+		}
 		res := s.call(o)
 		s.mu.Lock()
 		q.next = time.Now().Add(s.cfg.Interval)
@@ -264,10 +295,10 @@ func (s *Slack) call(o *op) opResult {
 	method := map[opKind]string{opPost: "chat.postMessage", opUpdate: "chat.update", opThread: "chat.postMessage"}[o.kind]
 	transient := 0
 	for {
-		ts, err := s.send(o)
+		channel, ts, err := s.send(o)
 		if err == nil {
 			s.metrics.slackCalls.WithLabelValues(method, "ok").Inc()
-			return opResult{ts: ts}
+			return opResult{channel: channel, ts: ts}
 		}
 		wait, limited, again := retryAfter(err, transient)
 		switch {
@@ -289,22 +320,20 @@ func (s *Slack) call(o *op) opResult {
 	}
 }
 
-func (s *Slack) send(o *op) (string, error) {
+func (s *Slack) send(o *op) (channel, ts string, err error) {
 	opts := []slack.MsgOption{slack.MsgOptionText(o.text, false)}
 	if len(o.blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(o.blocks...))
 	}
-	var ts string
-	var err error
 	switch o.kind {
 	case opPost:
-		_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, opts...)
+		channel, ts, err = s.api.PostMessageContext(s.ctx, o.channel, opts...)
 	case opUpdate:
-		_, ts, _, err = s.api.UpdateMessageContext(s.ctx, o.channel, o.ts, opts...)
+		channel, ts, _, err = s.api.UpdateMessageContext(s.ctx, o.channel, o.ts, opts...)
 	case opThread:
-		_, ts, err = s.api.PostMessageContext(s.ctx, o.channel, append(opts, slack.MsgOptionTS(o.ts))...)
+		channel, ts, err = s.api.PostMessageContext(s.ctx, o.channel, append(opts, slack.MsgOptionTS(o.ts))...)
 	}
-	return ts, err
+	return channel, ts, err
 }
 
 // retryAfter classifies a failed call: rate limited (wait, then always try

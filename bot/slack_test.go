@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -285,5 +286,72 @@ func TestLongStatusStaysWithinSlackLimits(t *testing.T) {
 	blocks, text := JobMessage(long)
 	if _, err := s.Post(context.Background(), "C1", text, blocks); err != nil {
 		t.Fatalf("Slack refused a job message with a long error: %v", err)
+	}
+}
+
+// TestNoticesInANamedChannel: Slack resolves "#name" when posting and
+// answers with the ID, which chat.update needs; Show hands that ID back.
+func TestNoticesInANamedChannel(t *testing.T) {
+	t.Parallel()
+	s, fake, _ := newTestSlack(t, time.Nanosecond)
+	s.sleep = sleepCtx
+	fake.AddChannel("#ci-breakages", "C0BREAK")
+	ns := NewNotices(s)
+	n := queue.Notice{Subject: "job:api-postmerge", Channel: "#ci-breakages", State: "failing", Title: "api-postmerge #3", Failures: []string{"api-postmerge #3"}}
+	channel, ts, err := ns.Show(context.Background(), n)
+	if err != nil || channel != "C0BREAK" || ts == "" {
+		t.Fatalf("Show = %q %q %v; want the channel's ID", channel, ts, err)
+	}
+	n.State, n.MessageTS, n.FixedIn = "fixed", ts, "#4"
+	if _, _, err := ns.Show(context.Background(), n); err == nil {
+		t.Fatal("chat.update took a channel name; Slack refuses them")
+	}
+	n.Channel = channel
+	if _, _, err := ns.Show(context.Background(), n); err != nil {
+		t.Fatalf("update by ID: %v", err)
+	}
+	if m := fake.Messages("C0BREAK"); len(m) != 1 || m[0].Edits != 1 {
+		t.Fatalf("messages = %+v", m)
+	}
+	if _, _, err := ns.Show(context.Background(), queue.Notice{Channel: "#nowhere", State: "failing"}); err == nil {
+		t.Fatal("a post to an unknown channel name succeeded")
+	}
+}
+
+// TestAbandonedPostIsNotSent: a post whose caller gave up while it waited
+// its turn is dropped; sending it later would duplicate the message the
+// caller's retry posts.
+func TestAbandonedPostIsNotSent(t *testing.T) {
+	t.Parallel()
+	s, fake, g := newTestSlack(t, time.Hour)
+	if _, err := s.Post(context.Background(), "C1", "first", nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Post(ctx, "C1", "second", nil)
+		done <- err
+	}()
+	<-g.waits // the second post waits out the pacing interval
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("an abandoned post reported success")
+	}
+	g.release <- struct{}{}
+	s.Stop(context.Background())
+	if m := fake.Messages("C1"); len(m) != 1 {
+		t.Fatalf("%d messages; the abandoned post was sent", len(m))
+	}
+}
+
+func TestSlackOutageIsTemporaryForNotices(t *testing.T) {
+	t.Parallel()
+	var tmp interface{ Temporary() bool }
+	if err := retryLater(slack.StatusCodeError{Code: 503, Status: "503 Service Unavailable"}); !errors.As(err, &tmp) || !tmp.Temporary() {
+		t.Fatalf("a 503 is not temporary: %v", err)
+	}
+	if err := retryLater(slack.SlackErrorResponse{Err: "channel_not_found"}); errors.As(err, &tmp) {
+		t.Fatalf("channel_not_found was made temporary: %v", err)
 	}
 }

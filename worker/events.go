@@ -50,14 +50,27 @@ func (e EventRunner) Run(ctx context.Context, job queue.Job, _ *queue.Steps, _ f
 	return Outcome{Succeeded: true, Result: res.Status}, nil
 }
 
-// NoticeRunner runs the clicks on a breakage notice's buttons.
+// NoticeRunner runs the clicks on a breakage notice's buttons. The job
+// carries the permission the notice needed when it was clicked; the runner
+// checks it again against the notice as it is now.
 type NoticeRunner struct {
-	Blame *blame.Engine
+	Blame   *blame.Engine
+	Auth    Authorizer
+	Notices interface {
+		Notice(ctx context.Context, id string) (queue.Notice, error)
+	}
 }
 
 // Run retries or mutes the notice named in the job.
-func (n NoticeRunner) Run(ctx context.Context, job queue.Job, _ *queue.Steps, _ func(deploy.Progress)) (Outcome, error) {
+func (n NoticeRunner) Run(ctx context.Context, job queue.Job, steps *queue.Steps, _ func(deploy.Progress)) (Outcome, error) {
 	id := job.Request.Topic
+	notice, err := n.Notices.Notice(ctx, id)
+	if err != nil {
+		return Outcome{}, noticeError(err)
+	}
+	if err := n.Auth.Check(ctx, job.User, queue.NoticePermission(notice)); err != nil {
+		return Outcome{}, &deploy.Failure{Msg: "Not done: " + err.Error() + ".", Err: err}
+	}
 	switch job.Request.Kind {
 	case "notice-mute":
 		if _, err := n.Blame.Mute(ctx, id, job.User, blame.MuteFor); err != nil {
@@ -65,7 +78,11 @@ func (n NoticeRunner) Run(ctx context.Context, job queue.Job, _ *queue.Steps, _ 
 		}
 		return Outcome{Succeeded: true, Result: "MUTED"}, nil
 	default:
-		_, err := n.Blame.Retry(ctx, id, job.User)
+		var done blame.Steps
+		if steps != nil {
+			done = steps
+		}
+		_, err := n.Blame.Retry(ctx, id, job.User, done)
 		if errors.Is(err, blame.ErrAlreadyRetried) {
 			return Outcome{Succeeded: true, Result: "ALREADY RETRIED"}, nil
 		}

@@ -3,12 +3,17 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/backends/gerrit"
 	"github.com/seed-5eb4e92e/deploybot/backends/gerrit/gerrittest"
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
+	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
 	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/deploy"
 	"github.com/seed-5eb4e92e/deploybot/worker"
@@ -139,3 +144,116 @@ func TestEventRunnerRefusesGarbage(t *testing.T) {
 		t.Fatalf("a STARTED notification = %+v, %v", out, err)
 	}
 }
+
+// TestNoticeButtonsNeedThePermissionOfTheNotice: a notice's buttons need
+// the permission to build its service, checked again when the job runs; a
+// notice no service claims needs that permission on every service.
+func TestNoticeButtonsNeedThePermissionOfTheNotice(t *testing.T) {
+	t.Parallel()
+	q, _, _ := queuetest.New(t, queue.Config{})
+	auth, err := authz.NewStatic(authz.Policy{
+		Groups: map[string][]string{"web": {"U_WEB"}, "api": {"U_API"}, "ci": {"U_CI"}},
+		Rules: []authz.Rule{
+			{Group: "web", Allow: []string{"build:web"}},
+			{Group: "api", Allow: []string{"build:api"}},
+			{Group: "ci", Allow: []string{"build:*"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []queue.Notice{
+		{Subject: "job:prod-db-migrate", State: "failing", Channel: "C1", Retry: queue.RetryTarget{Kind: "rebuild", Job: "prod-db-migrate"}},
+		{Subject: "job:api-postmerge", Service: "api", State: "failing", Channel: "C1", Retry: queue.RetryTarget{Kind: "rebuild", Job: "api-postmerge"}},
+	} {
+		if err := q.SaveNotice(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	engine := blame.New(blame.Config{}, blame.Deps{Store: q}, nil)
+	runner := worker.NoticeRunner{Blame: engine, Auth: auth, Notices: q}
+	tests := []struct {
+		subject, user string
+		allowed       bool
+	}{
+		{"job:prod-db-migrate", "U_WEB", false},
+		{"job:prod-db-migrate", "U_CI", true},
+		{"job:api-postmerge", "U_WEB", false},
+		{"job:api-postmerge", "U_API", true},
+	}
+	for _, tc := range tests {
+		job := queue.Job{Request: commands.Request{Kind: "notice-mute", Topic: queue.NoticeID(tc.subject)}, User: tc.user}
+		out, err := runner.Run(ctx, job, nil, func(deploy.Progress) {})
+		if tc.allowed != (err == nil && out.Result == "MUTED") {
+			t.Errorf("%s muting %s: %+v, %v", tc.user, tc.subject, out, err)
+		}
+		if !tc.allowed && err != nil && !strings.Contains(failureText(t, err), "Not done") {
+			t.Errorf("%s muting %s: %v", tc.user, tc.subject, err)
+		}
+	}
+}
+
+// shownNotices records the notices blame would show.
+type shownNotices struct {
+	mu    sync.Mutex
+	shown []queue.Notice
+}
+
+func (s *shownNotices) Show(_ context.Context, n queue.Notice) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shown = append(s.shown, n)
+	return n.Channel, "1700000000.000001", nil
+}
+
+func (s *shownNotices) DM(context.Context, string, queue.Notice) error { return nil }
+
+// TestOwnBuildsOfTheDefaultRefOnly: a build deploybot started of a
+// feature branch that fails is not the job breaking; a build of the
+// default branch is, and its Retry runs the same ref again.
+func TestOwnBuildsOfTheDefaultRefOnly(t *testing.T) {
+	t.Parallel()
+	sim := jenkinstest.Start(jenkinstest.Options{Outcome: func(string, url.Values, int) string { return "FAILURE" }})
+	t.Cleanup(sim.Close)
+	sim.AddJob("api-build", "BRANCH", "MODE")
+	jc, err := jenkins.New(jenkins.Config{URL: sim.URL}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, _ := queuetest.New(t, queue.Config{})
+	shown := &shownNotices{}
+	engine := blame.New(blame.Config{Services: []blame.Service{{Name: "api", Channel: "C_API", Jobs: []string{"api-build"}}}},
+		blame.Deps{Builds: jc, Store: q, Notifier: shown, Directory: noDirectory{}}, nil)
+	runner := worker.BuildRunner{
+		Builds:      &deploy.Builds{Builder: jc, Jobs: map[string]deploy.BuildJob{"api": {Job: "api-build", Params: map[string]string{"MODE": "ci"}}}, Poll: time.Millisecond},
+		Blame:       engine,
+		DefaultRefs: map[string]string{"api": "main"},
+	}
+	build := func(ref string) {
+		t.Helper()
+		res, err := q.Enqueue(context.Background(), queue.Job{Request: commands.Request{Kind: "build", Action: "build", Service: "api", Ref: ref}}, queue.Dedupe{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := q.Record(context.Background(), res.ID)
+		if _, err := runner.Run(context.Background(), rec.Job, q.Steps(res.ID), func(deploy.Progress) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build("feature/login")
+	if len(shown.shown) != 0 {
+		t.Fatalf("a feature branch's failure opened a notice: %+v", shown.shown)
+	}
+	build("main")
+	if len(shown.shown) != 1 {
+		t.Fatalf("%d notices for the default branch failing, want 1", len(shown.shown))
+	}
+	if p := shown.shown[0].Retry.Params; p["BRANCH"] != "main" || p["MODE"] != "ci" {
+		t.Fatalf("retry params %v; want the build's own", p)
+	}
+}
+
+type noDirectory struct{}
+
+func (noDirectory) LookupEmail(context.Context, string) (string, bool, error) { return "", false, nil }

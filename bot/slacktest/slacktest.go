@@ -84,13 +84,14 @@ type Server struct {
 	nextTS    int
 	observers []func(Event)
 	users     map[string]string // e-mail address → user ID
+	names     map[string]string // "#name" → channel ID
 }
 
 type limit struct{ times, retryAfter, status int }
 
 // Start runs a fake Slack that requires token (if not empty).
 func Start(token string) *Server {
-	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}, users: map[string]string{}}
+	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}, users: map[string]string{}, names: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/{method}", s.serveAPI)
 	mux.HandleFunc("POST /response/{name}", s.serveResponse)
@@ -133,6 +134,14 @@ func (s *Server) AddUser(id, email string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[strings.ToLower(email)] = id
+}
+
+// AddChannel makes chat.postMessage accept "#name" for channel id, and
+// answer with the ID, as Slack does. chat.update takes only the ID.
+func (s *Server) AddChannel(name, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.names["#"+strings.TrimPrefix(name, "#")] = id
 }
 
 // DMChannel is the direct-message channel conversations.open gives for
@@ -309,11 +318,14 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	if strings.HasPrefix(ch, "#") {
+		ch = s.names[ch] // Slack resolves a name; an unknown one is not found
+	}
 	blocked := s.blocked[ch]
 	s.mu.Unlock()
 	switch {
 	case ch == "":
-		writeJSON(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		writeFile(w, http.StatusOK, "error-channel_not_found.json", nil)
 		return
 	case blocked:
 		writeFile(w, http.StatusOK, "error-not_in_channel.json", nil)
@@ -342,6 +354,11 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	ch, ts := r.PostForm.Get("channel"), r.PostForm.Get("ts")
 	if !validBlocks(r.PostForm.Get("blocks")) {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
+		return
+	}
+	if strings.HasPrefix(ch, "#") {
+		// chat.update refuses channel names (python-slack-sdk#696).
+		writeFile(w, http.StatusOK, "error-channel_not_found.json", nil)
 		return
 	}
 	s.mu.Lock()

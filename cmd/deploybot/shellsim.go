@@ -91,11 +91,11 @@ func (s *sims) configure(c *fileConfig, redisURL string) map[string]shellChange 
 			})
 			changes[name] = ch
 		}
-		if svc.Channel == "" {
-			svc.Channel = shellChannel
-			c.Services[name] = svc
-		}
+		// The shell has one channel: notices about every service show in it.
+		svc.Channel = shellChannel
+		c.Services[name] = svc
 	}
+	c.Notices.Channel = shellChannel
 	s.slack.AddUser(shellUser, shellYou.Email)
 	c.Slack = slackConfig{SigningSecret: randomHex(), BotToken: shellToken, APIURL: s.slack.URL, Interval: duration(200 * time.Millisecond)}
 	c.Jenkins = jenkinsConfig{URL: s.jenkins.URL, TLS: backendTLS{ClientCert: "vault"}}

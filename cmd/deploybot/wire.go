@@ -232,21 +232,25 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		return err
 	}
 	engine := a.blameEngine(c, jc, gc)
+	notices := worker.NoticeRunner{Blame: engine, Auth: auth, Notices: a.q}
 	runners := map[string]worker.Runner{
 		"hook":         worker.EventRunner{Blame: engine},
-		"notice-retry": worker.NoticeRunner{Blame: engine},
-		"notice-mute":  worker.NoticeRunner{Blame: engine},
+		"notice-retry": notices,
+		"notice-mute":  notices,
 	}
 	if jc != nil {
-		jobs := map[string]deploy.BuildJob{}
+		jobs, defaults := map[string]deploy.BuildJob{}, map[string]string{}
+		cat := catalog(c)
 		for name, s := range c.Services {
 			jobs[name] = deploy.BuildJob{Job: s.Build.Job, RefParam: s.Build.RefParam, Params: s.Build.Params}
+			svc, _ := cat.Service(name)
+			defaults[name] = svc.DefaultRef
 		}
 		poll := c.Jenkins.PollInterval.D()
 		if w.pollInterval > 0 {
 			poll = w.pollInterval
 		}
-		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}, Blame: engine, Log: a.log}
+		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}, Blame: engine, DefaultRefs: defaults, Log: a.log}
 	}
 	if gc != nil {
 		changes := worker.ChangeRunner{Gerrit: gc, Auth: auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}

@@ -18,26 +18,44 @@ var (
 	ErrCannotRetry    = errors.New("deploybot cannot retry this: there is no Jenkins job or Gerrit change to run again")
 )
 
+// Steps remembers what a job has done, so a job run again after its
+// worker died does not do it twice. *queue.Steps satisfies it.
+type Steps interface {
+	Get(ctx context.Context, name string) (string, error)
+	Set(ctx context.Context, name, value string) error
+}
+
+// stepRetried is the step of a notice-retry job that started the rerun.
+const stepRetried = "retried"
+
 // Retry runs a notice's failure again, once per failure: it posts the
 // recheck comment on the change, or starts the job again with the same
-// parameters. The notice then says who retried it.
-func (e *Engine) Retry(ctx context.Context, id, user string) (queue.Notice, error) {
+// parameters. The notice then says who retried it. steps (nil: none)
+// keeps a job that is run again from starting a second rerun.
+func (e *Engine) Retry(ctx context.Context, id, user string, steps Steps) (queue.Notice, error) {
 	var out queue.Notice
-	err := e.withNotice(ctx, id, func(n *queue.Notice) error {
-		last := ""
-		if len(n.Failures) > 0 {
-			last = n.Failures[len(n.Failures)-1]
+	err := e.withNotice(ctx, id, func(ctx context.Context, n *queue.Notice) error {
+		done := ""
+		if steps != nil {
+			done, _ = steps.Get(ctx, stepRetried)
 		}
-		switch {
-		case !n.Open():
-			return ErrNotOpen
-		case n.RetriedFor == last:
-			return ErrAlreadyRetried
+		if done == "" {
+			switch {
+			case !n.Open():
+				return ErrNotOpen
+			case n.RetriedAt >= len(n.Failures):
+				return ErrAlreadyRetried
+			}
+			if err := e.rerun(ctx, n.Retry); err != nil {
+				return err
+			}
+			if steps != nil {
+				if err := steps.Set(ctx, stepRetried, "1"); err != nil {
+					return err
+				}
+			}
 		}
-		if err := e.rerun(ctx, n.Retry); err != nil {
-			return err
-		}
-		n.RetriedBy, n.RetriedFor, n.Updated = user, last, e.now()
+		n.RetriedBy, n.RetriedAt, n.Updated = user, len(n.Failures), e.now()
 		out = *n
 		return nil
 	})
@@ -75,7 +93,7 @@ func (e *Engine) rerun(ctx context.Context, t queue.RetryTarget) error {
 // one says who muted it until when.
 func (e *Engine) Mute(ctx context.Context, id, user string, d time.Duration) (queue.Notice, error) {
 	var out queue.Notice
-	err := e.withNotice(ctx, id, func(n *queue.Notice) error {
+	err := e.withNotice(ctx, id, func(_ context.Context, n *queue.Notice) error {
 		n.MutedUntil, n.MutedBy, n.Updated = e.now().Add(d), user, e.now()
 		out = *n
 		return nil
@@ -84,29 +102,21 @@ func (e *Engine) Mute(ctx context.Context, id, user string, d time.Duration) (qu
 }
 
 // withNotice loads notice id under its lock, lets change edit it, and then
-// updates its message and saves it.
-func (e *Engine) withNotice(ctx context.Context, id string, change func(*queue.Notice) error) error {
-	var inner error
-	err := e.store.WithLock(ctx, "notice:"+id, time.Minute, 30*time.Second, func() error {
+// updates its message and saves it. What change refuses is not saved.
+func (e *Engine) withNotice(ctx context.Context, id string, change func(context.Context, *queue.Notice) error) error {
+	return e.store.WithLock(ctx, "notice:"+id, time.Minute, 30*time.Second, func(ctx context.Context) error {
 		n, err := e.store.Notice(ctx, id)
 		if err != nil {
-			inner = err
-			return nil
+			return err
 		}
-		if err := change(&n); err != nil {
-			inner = err
-			return nil
+		if err := change(ctx, &n); err != nil {
+			return err
 		}
 		if n.MessageTS != "" {
-			if _, err := e.notify.Show(ctx, n); err != nil {
+			if _, _, err := e.notify.Show(ctx, n); err != nil {
 				e.log.Warn("could not update the notice", "err", err)
 			}
 		}
-		inner = e.store.SaveNotice(ctx, n)
-		return nil
+		return e.store.SaveNotice(ctx, n)
 	})
-	if err != nil {
-		return err
-	}
-	return inner
 }

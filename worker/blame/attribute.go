@@ -13,9 +13,9 @@ import (
 
 // attribute finds who broke r, in this order: the Gerrit account behind
 // the build (the uploader whose patch set started it, else the change's
-// owner), the change's uploader, the authors of the first failing build
-// after a success, and last Jenkins' culprits. CI accounts are never
-// blamed.
+// owner; for a build of a direct push, the pusher), the change's uploader,
+// the authors of the first failing build after a success, and last
+// Jenkins' culprits. CI accounts are never blamed.
 func (e *Engine) attribute(ctx context.Context, r Result) []queue.Person {
 	if c := r.Change; c != nil {
 		if r.EventType == "patchset-created" && e.named(r.EventAccount) && !e.isCI(r.EventAccount) {
@@ -27,6 +27,10 @@ func (e *Engine) attribute(ctx context.Context, r Result) []queue.Person {
 		if e.named(c.Uploader) && !e.isCI(c.Uploader) {
 			return []queue.Person{e.person(ctx, c.Uploader, fmt.Sprintf("uploader of change %d, patch set %d", c.Number, c.PatchSet))}
 		}
+	}
+	if r.Change == nil && r.EventType == "ref-updated" && e.named(r.EventAccount) && !e.isCI(r.EventAccount) {
+		// A push straight to the branch, not through review: the pusher.
+		return []queue.Person{e.person(ctx, r.EventAccount, fmt.Sprintf("pushed %s, which %s built", refName(r.Params["GERRIT_REFNAME"]), title(r)))}
 	}
 	if r.Job == "" || e.builds == nil {
 		return e.culprits(ctx, r.Culprits, r)
@@ -44,6 +48,16 @@ func (e *Engine) attribute(ctx context.Context, r Result) []queue.Person {
 		names = append(names, c.FullName)
 	}
 	return e.culprits(ctx, names, r)
+}
+
+// refName is how a pushed ref is named: its branch, or "a commit".
+func refName(ref string) string {
+	if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok && b != "" {
+		return "to " + b
+	} else if ref != "" {
+		return ref
+	}
+	return "a commit"
 }
 
 // fixers are who fixed r: the uploader of the passing patch set, or the

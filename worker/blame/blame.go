@@ -7,10 +7,12 @@
 package blame
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +41,10 @@ type Directory interface {
 
 // Notifier shows notices in Slack.
 type Notifier interface {
-	// Show posts n when n.MessageTS is empty and returns the message's
-	// timestamp; otherwise it updates that message.
-	Show(ctx context.Context, n queue.Notice) (string, error)
+	// Show posts n when n.MessageTS is empty, and returns the channel ID
+	// (Slack resolves a #name to one) and timestamp of the message;
+	// otherwise it updates that message. It returns once Slack has it.
+	Show(ctx context.Context, n queue.Notice) (channel, ts string, err error)
 	// DM sends n to a user directly.
 	DM(ctx context.Context, user string, n queue.Notice) error
 }
@@ -50,7 +53,7 @@ type Notifier interface {
 type Store interface {
 	Notice(ctx context.Context, id string) (queue.Notice, error)
 	SaveNotice(ctx context.Context, n queue.Notice) error
-	WithLock(ctx context.Context, name string, ttl, wait time.Duration, fn func() error) error
+	WithLock(ctx context.Context, name string, ttl, wait time.Duration, fn func(context.Context) error) error
 }
 
 // Service is where a service's breakages are reported.
@@ -169,12 +172,23 @@ type Result struct {
 	Params map[string]string
 	// Culprits are Jenkins user IDs from the notification.
 	Culprits []string
+	// Key identifies the event the result came from, however it was
+	// delivered; empty for builds deploybot followed itself.
+	Key string
 }
+
+// Statuses of Gerrit events that are not verdicts: a new patch set, and
+// an abandoned change.
+const (
+	StatusUploaded  = "UPLOADED"
+	StatusAbandoned = "ABANDONED"
+)
 
 func failed(status string) bool { return status == "FAILURE" || status == "UNSTABLE" }
 
 // Handle acts on one result: a failure opens (or adds to) a notice, a
-// success of something broken closes it. Re-deliveries change nothing.
+// success of something broken closes it. Re-deliveries, and results older
+// than the newest one heard of, change nothing.
 func (e *Engine) Handle(ctx context.Context, r Result) error {
 	svc, channel, ok := e.route(r)
 	if !ok {
@@ -185,35 +199,59 @@ func (e *Engine) Handle(ctx context.Context, r Result) error {
 	if r.Gating && r.Change != nil {
 		subject = fmt.Sprintf("change:%s:%d", r.Change.Project, r.Change.Number)
 	}
-	var err error
-	lockErr := e.store.WithLock(ctx, "notice:"+queue.NoticeID(subject), time.Minute, 30*time.Second, func() error {
+	return e.store.WithLock(ctx, "notice:"+queue.NoticeID(subject), time.Minute, 30*time.Second, func(ctx context.Context) error {
+		n, err := e.load(ctx, subject)
+		if err != nil {
+			return err
+		}
 		switch {
+		case r.Key != "" && n.SawEvent(r.Key):
+			return nil
+		case order(r) > 0 && order(r) < n.Newest:
+			e.log.Info("result older than the newest one heard of; ignored", "subject", subject, "result", label(r))
+			return nil
 		case failed(r.Status):
-			err = e.failure(ctx, subject, svc, channel, r)
+			return e.failure(ctx, n, svc, channel, r)
 		case r.Status == "SUCCESS":
-			err = e.success(ctx, subject, r)
+			return e.success(ctx, n, r)
+		case r.Status == StatusUploaded:
+			heard(&n, r)
+			return e.store.SaveNotice(ctx, n)
+		case r.Status == StatusAbandoned:
+			return e.abandoned(ctx, n, r)
 		}
 		return nil
 	})
-	if lockErr != nil {
-		return lockErr
-	}
-	return err
 }
 
-// route finds the service and channel of a result.
+// order places a result among those of its subject: by build number for a
+// job, by patch set for a change.
+func order(r Result) int {
+	if r.Gating && r.Change != nil {
+		return r.Change.PatchSet
+	}
+	return r.Number
+}
+
+// heard records that r was acted on.
+func heard(n *queue.Notice, r Result) {
+	n.RememberEvent(r.Key)
+	n.Newest = max(n.Newest, order(r))
+}
+
+// route finds the service and channel of a result: the service's channel,
+// else the channel for breakages no service claims.
 func (e *Engine) route(r Result) (service, channel string, ok bool) {
+	name := ""
 	for _, s := range e.cfg.Services {
-		if r.Change != nil && s.Project != "" && s.Project == r.Change.Project {
-			return s.Name, s.Channel, s.Channel != "" || e.cfg.Channel != ""
-		}
-		for _, j := range s.Jobs {
-			if j == r.Job {
-				return s.Name, s.Channel, s.Channel != "" || e.cfg.Channel != ""
-			}
+		byProject := r.Change != nil && s.Project != "" && s.Project == r.Change.Project
+		if byProject || (r.Job != "" && slices.Contains(s.Jobs, r.Job)) {
+			name, channel = s.Name, s.Channel
+			break
 		}
 	}
-	return "", e.cfg.Channel, e.cfg.Channel != ""
+	channel = cmp.Or(channel, e.cfg.Channel)
+	return name, channel, channel != ""
 }
 
 // label names a failure for the notice's list and for recognising
@@ -226,15 +264,6 @@ func label(r Result) string {
 		return fmt.Sprintf("%s on patch set %d", r.Vote, r.Change.PatchSet)
 	}
 	return r.Vote
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func remove(list []string, s string) []string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed-5eb4e92e/deploybot/backends/gerrit"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
 	"github.com/seed-5eb4e92e/deploybot/worker/blame"
@@ -26,15 +27,21 @@ type notifier struct {
 	posts int
 }
 
-func (n *notifier) Show(_ context.Context, notice queue.Notice) (string, error) {
+// Show resolves a "#name" channel to an ID, as Slack's chat.postMessage
+// does.
+func (n *notifier) Show(_ context.Context, notice queue.Notice) (string, string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.shown = append(n.shown, notice)
 	if notice.MessageTS != "" {
-		return notice.MessageTS, nil
+		return notice.Channel, notice.MessageTS, nil
 	}
 	n.posts++
-	return "1700000000.00000" + string(rune('0'+n.posts)), nil
+	channel := notice.Channel
+	if name, ok := strings.CutPrefix(channel, "#"); ok {
+		channel = "C_" + strings.ToUpper(name)
+	}
+	return channel, fmt.Sprintf("1700000000.%06d", n.posts), nil
 }
 
 func (n *notifier) DM(_ context.Context, user string, _ queue.Notice) error {
@@ -154,9 +161,9 @@ func TestJenkinsAndGerritReportOneFailure(t *testing.T) {
 	e := newEnv(t, blame.Config{})
 	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
 	e.handle(t, r)
-	vote := blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: r.Change}
+	vote := blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: r.Change, Key: "gerrit:vote-1"}
 	e.handle(t, vote)
-	e.handle(t, vote)
+	e.handle(t, vote) // by the webhooks plugin and by stream-events
 	if e.notify.posts != 1 {
 		t.Fatalf("%d posts for one failure reported by Jenkins and by Gerrit", e.notify.posts)
 	}
@@ -264,11 +271,11 @@ func TestGatingStaysOpenWhileAnotherJobFails(t *testing.T) {
 	e := newEnv(t, blame.Config{})
 	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
 	lint := r
-	lint.Job, lint.Number = "platform-api-lint", 12
+	lint.Job, lint.Number, lint.Key = "platform-api-lint", 12, "jenkins:lint-12"
 	e.handle(t, r)
 	e.handle(t, lint)
 	pass := r
-	pass.Status, pass.Number = "SUCCESS", 88
+	pass.Status, pass.Number, pass.Key = "SUCCESS", 88, "jenkins:verify-88"
 	e.handle(t, pass)
 	n, _ := e.q.Notice(context.Background(), queue.NoticeID("change:platform/api:1503"))
 	if !n.Open() || strings.Join(n.Failing, ",") != "platform-api-lint" {
@@ -286,11 +293,11 @@ func TestRetryAndMute(t *testing.T) {
 	if id != queue.NoticeID("change:platform/api:1503") {
 		t.Fatalf("notice ID %q", id)
 	}
-	n, err := e.engine.Retry(ctx, id, "U_CLICK")
+	n, err := e.engine.Retry(ctx, id, "U_CLICK", nil)
 	if err != nil || n.RetriedBy != "U_CLICK" {
 		t.Fatalf("Retry = %+v, %v", n, err)
 	}
-	if _, err := e.engine.Retry(ctx, id, "U_OTHER"); !errors.Is(err, blame.ErrAlreadyRetried) {
+	if _, err := e.engine.Retry(ctx, id, "U_OTHER", nil); !errors.Is(err, blame.ErrAlreadyRetried) {
 		t.Fatalf("a second Retry for the same failure = %v", err)
 	}
 	if strings.Join(e.changes.rechecks, ";") != "platform/api 1503 recheck" {
@@ -314,13 +321,217 @@ func TestRetryAndMute(t *testing.T) {
 	e.jenkins.AddBuild("api-postmerge", 3, "FAILURE")
 	e.handle(t, blame.Result{Job: "api-postmerge", Number: 3, Status: "FAILURE", Params: map[string]string{"GIT_REF": "main"}})
 	before := e.jenkins.QueueItemsCreated()
-	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:api-postmerge"), "U_CLICK"); err != nil {
+	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:api-postmerge"), "U_CLICK", nil); err != nil {
 		t.Fatal(err)
 	}
 	if e.jenkins.QueueItemsCreated() != before+1 {
 		t.Fatal("the job was not started again")
 	}
-	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:nothing"), "U_CLICK"); !errors.Is(err, queue.ErrNotFound) {
+	if _, err := e.engine.Retry(ctx, queue.NoticeID("job:nothing"), "U_CLICK", nil); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("Retry of an unknown notice = %v", err)
+	}
+}
+
+// TestChannelFallbackAndResolvedName: a service without a channel of its
+// own reports to the default channel, and a #name is kept as the ID Slack
+// answered with, which chat.update needs.
+func TestChannelFallbackAndResolvedName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{Channel: "#ci-breakages", Services: []blame.Service{{Name: "api", Jobs: []string{"api-postmerge"}}}})
+	e.jenkins.AddBuild("api-postmerge", 4, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 4, Status: "FAILURE"})
+	if e.notify.posts != 1 || e.notify.last().Channel != "#ci-breakages" {
+		t.Fatalf("%d posts, last to %q; want the default channel", e.notify.posts, e.notify.last().Channel)
+	}
+	n, err := e.q.Notice(context.Background(), queue.NoticeID("job:api-postmerge"))
+	if err != nil || n.Channel != "C_CI-BREAKAGES" || n.Service != "api" {
+		t.Fatalf("saved notice channel %q service %q (%v); want the resolved ID", n.Channel, n.Service, err)
+	}
+}
+
+// TestBreakageThatOutlastsItsMute: failures during a mute are tracked
+// quietly; the first one after the mute lapses is posted.
+func TestBreakageThatOutlastsItsMute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	ctx := context.Background()
+	id := queue.NoticeID("job:api-postmerge")
+	if err := e.q.SaveNotice(ctx, queue.Notice{Subject: "job:api-postmerge", State: "fixed", MutedUntil: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.jenkins.AddBuild("api-postmerge", 9, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 9, Status: "FAILURE"})
+	if e.notify.posts != 0 {
+		t.Fatal("posted while muted")
+	}
+	n, _ := e.q.Notice(ctx, id)
+	n.MutedUntil = time.Now().Add(-time.Minute) // the hour is over
+	if err := e.q.SaveNotice(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 10, Status: "FAILURE"})
+	if e.notify.posts != 1 || len(e.notify.last().Failures) != 2 {
+		t.Fatalf("%d posts, failures %v; want the breakage posted with both failures", e.notify.posts, e.notify.last().Failures)
+	}
+}
+
+// TestResultsOutOfOrder: builds of one job can finish, and be reported,
+// out of order. An older success does not fix a newer failure, and an
+// older failure after the fix opens nothing.
+func TestResultsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	e.jenkins.AddBuild("api-postmerge", 86, "SUCCESS")
+	e.jenkins.AddBuild("api-postmerge", 87, "FAILURE")
+	fail87 := blame.Result{Job: "api-postmerge", Number: 87, Status: "FAILURE", Key: "jenkins:87"}
+	e.handle(t, fail87)
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 86, Status: "SUCCESS", Key: "jenkins:86"})
+	if n := e.notify.last(); !n.Open() {
+		t.Fatal("#86 passing, reported late, closed #87's breakage")
+	}
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 88, Status: "SUCCESS", Key: "jenkins:88"})
+	e.handle(t, fail87)                                                            // delivered again
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 87, Status: "FAILURE"}) // deploybot's own follow-up
+	if e.notify.posts != 1 || e.notify.last().State != "fixed" {
+		t.Fatalf("%d posts, last state %q; want the one notice, fixed", e.notify.posts, e.notify.last().State)
+	}
+	// A change's verdicts: patch set 2's -1 arriving after patch set 3's
+	// +1 is stale too.
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	newer := *r.Change
+	newer.PatchSet = 3
+	e.handle(t, blame.Result{Status: "SUCCESS", Gating: true, Vote: "Verified+1", Change: &newer, Key: "gerrit:ps3"})
+	e.handle(t, r)
+	if e.notify.posts != 1 {
+		t.Fatalf("%d posts; a stale -1 opened a notice", e.notify.posts)
+	}
+}
+
+// TestSecondVerdictCanBeRetried: CI votes -1, someone retries, CI votes -1
+// again on the same patch set. That is a new failure, which may be retried
+// once more; the same vote delivered twice is not.
+func TestSecondVerdictCanBeRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	ctx := context.Background()
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	vote := func(key string) blame.Result {
+		return blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: r.Change, Key: key}
+	}
+	e.handle(t, vote("gerrit:first"))
+	id := queue.NoticeID("change:platform/api:1503")
+	if _, err := e.engine.Retry(ctx, id, "U_ONE", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.handle(t, vote("gerrit:second"))
+	e.handle(t, vote("gerrit:second"))
+	if _, err := e.engine.Retry(ctx, id, "U_TWO", nil); err != nil {
+		t.Fatalf("retry of the second verdict: %v", err)
+	}
+	if _, err := e.engine.Retry(ctx, id, "U_THREE", nil); !errors.Is(err, blame.ErrAlreadyRetried) {
+		t.Fatalf("third retry = %v", err)
+	}
+	if got := len(e.changes.rechecks); got != 2 {
+		t.Fatalf("%d rechecks, want 2", got)
+	}
+}
+
+// steps is a job's recorded steps.
+type steps map[string]string
+
+func (s steps) Get(_ context.Context, name string) (string, error) { return s[name], nil }
+func (s steps) Set(_ context.Context, name, v string) error        { s[name] = v; return nil }
+
+// TestRetryJobRunAgain: a notice-retry job whose worker died after the
+// recheck and is run again does not recheck twice.
+func TestRetryJobRunAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	ctx := context.Background()
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	id := queue.NoticeID("change:platform/api:1503")
+	job := steps{}
+	if _, err := e.engine.Retry(ctx, id, "U_ONE", job); err != nil {
+		t.Fatal(err)
+	}
+	// The save was lost with the worker: the notice does not know.
+	n, _ := e.q.Notice(ctx, id)
+	n.RetriedAt, n.RetriedBy = 0, ""
+	if err := e.q.SaveNotice(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.engine.Retry(ctx, id, "U_ONE", job); err != nil || n.RetriedBy != "U_ONE" {
+		t.Fatalf("the job run again = %+v, %v", n, err)
+	}
+	if got := len(e.changes.rechecks); got != 1 {
+		t.Fatalf("%d rechecks, want 1", got)
+	}
+}
+
+// TestNewPatchSetMakesOldVerdictsStale: after patch set 3 is uploaded, a
+// -1 on patch set 2 arriving late opens nothing.
+func TestNewPatchSetMakesOldVerdictsStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	raw, err := os.ReadFile(filepath.Join("..", "..", "backends", "gerrit", "gerrittest", "testdata", "patchset-created.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := gerrit.ParseEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.PatchSet.Number = 3
+	up, ok := e.engine.FromGerritEvent(ev)
+	if !ok || up.Status != blame.StatusUploaded {
+		t.Fatalf("patchset-created = %+v, %v", up, ok)
+	}
+	e.handle(t, up)
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json")) // patch set 2
+	e.handle(t, r)
+	if e.notify.posts != 0 {
+		t.Fatal("a verdict on a superseded patch set was posted")
+	}
+}
+
+// TestPusherOfADirectPush: a post-merge build started by ref-updated
+// (a push that skipped review) names the pusher.
+func TestPusherOfADirectPush(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	e.jenkins.AddBuild("api-postmerge", 12, "FAILURE", "bob@example.com")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 12, Status: "FAILURE", EventType: "ref-updated",
+		EventAccount: blame.Account{Name: "Carol", Email: "carol@example.com", Username: "carol"},
+		Params:       map[string]string{"GERRIT_REFNAME": "refs/heads/main"}})
+	b := e.notify.last().Breakers
+	if len(b) != 1 || b[0].SlackID != "U_CAROL" || b[0].Reason != "pushed to main, which api-postmerge #12 built" {
+		t.Fatalf("breakers = %+v", b)
+	}
+}
+
+// TestAbandonedChangeClosesItsNotice: Gerrit's change-abandoned closes
+// the change's open notice (its Recheck button goes) without a new post.
+func TestAbandonedChangeClosesItsNotice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	raw, err := os.ReadFile(filepath.Join("..", "..", "backends", "gerrit", "gerrittest", "testdata", "change-abandoned.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := gerrit.ParseEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, ok := e.engine.FromGerritEvent(ev)
+	if !ok || res.Status != blame.StatusAbandoned {
+		t.Fatalf("change-abandoned = %+v, %v", res, ok)
+	}
+	e.handle(t, res)
+	n := e.notify.last()
+	if e.notify.posts != 1 || n.State != queue.StateAbandoned || n.Open() || len(n.FixedBy) != 1 || n.FixedBy[0].SlackID != "U_ANN" {
+		t.Fatalf("%d posts; notice %+v", e.notify.posts, n)
 	}
 }

@@ -1,26 +1,27 @@
 package blame
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
-// failure opens a notice for subject, or adds r to the open one.
-func (e *Engine) failure(ctx context.Context, subject, service, channel string, r Result) error {
-	n, err := e.load(ctx, subject)
-	if err != nil {
-		return err
-	}
+// failure opens a notice for n's subject, or adds r to the open one.
+func (e *Engine) failure(ctx context.Context, n queue.Notice, service, channel string, r Result) error {
 	what := label(r)
 	now := e.now()
 	if n.Open() {
-		if contains(n.Failures, what) {
-			return nil // a re-delivery, or the same failure reported by Jenkins and Gerrit
+		heard(&n, r)
+		if r.Job != "" && slices.Contains(n.Failures, what) {
+			// The same build, reported again (by the Notification plugin
+			// and by deploybot's own follow-up, say).
+			return e.store.SaveNotice(ctx, n)
 		}
 		n.Failures = append(n.Failures, what)
-		if r.Job != "" && !contains(n.Failing, r.Job) {
+		if r.Job != "" && !slices.Contains(n.Failing, r.Job) {
 			n.Failing = append(n.Failing, r.Job)
 		}
 		n.Links = mergeLinks(n.Links, links(r))
@@ -28,41 +29,46 @@ func (e *Engine) failure(ctx context.Context, subject, service, channel string, 
 			n.Change.PatchSet = r.Change.PatchSet
 		}
 		n.Updated = now
-		return e.show(ctx, n, false)
+		return e.show(ctx, n)
 	}
-	mute, mutedBy := n.MutedUntil, n.MutedBy
-	n = queue.Notice{
-		Subject:    subject,
-		Service:    service,
-		Channel:    channel,
-		State:      "failing",
-		Title:      title(r),
-		Job:        r.Job,
-		Gating:     r.Gating && r.Change != nil,
-		Links:      links(r),
-		Breakers:   e.attribute(ctx, r),
-		Failures:   []string{what},
-		Retry:      retryTarget(r),
-		MutedUntil: mute,
-		MutedBy:    mutedBy,
+	fresh := queue.Notice{
+		Subject:  n.Subject,
+		Service:  service,
+		Channel:  channel,
+		State:    "failing",
+		Title:    title(r),
+		Job:      r.Job,
+		Gating:   r.Gating && r.Change != nil,
+		Links:    links(r),
+		Breakers: e.attribute(ctx, r),
+		Failures: []string{what},
+		Retry:    retryTarget(r),
+		// What outlives one breakage: the mute, and what was heard.
+		MutedUntil: n.MutedUntil,
+		MutedBy:    n.MutedBy,
+		Newest:     n.Newest,
+		Seen:       n.Seen,
 		Created:    now,
 		Updated:    now,
 	}
+	heard(&fresh, r)
 	if r.Job != "" {
-		n.Failing = []string{r.Job}
+		fresh.Failing = []string{r.Job}
 	}
 	if c := r.Change; c != nil {
-		n.Change = &queue.NoticeChange{Project: c.Project, Number: c.Number, PatchSet: c.PatchSet, Subject: c.Subject, URL: c.URL}
+		fresh.Change = &queue.NoticeChange{Project: c.Project, Number: c.Number, PatchSet: c.PatchSet, Subject: c.Subject, URL: c.URL}
 	}
-	e.log.Info("breakage noticed", "subject", subject, "failure", what, "breakers", len(n.Breakers))
-	return e.show(ctx, n, true)
+	e.log.Info("breakage noticed", "subject", fresh.Subject, "failure", what, "breakers", len(fresh.Breakers))
+	return e.show(ctx, fresh)
 }
 
-// success closes subject's open notice, if r is what fixes it.
-func (e *Engine) success(ctx context.Context, subject string, r Result) error {
-	n, err := e.load(ctx, subject)
-	if err != nil || !n.Open() {
-		return err
+// success closes n if r is what fixes it. A notice that is not open (or a
+// subject that never broke) only learns that r was heard, so an older
+// failure arriving late stays quiet.
+func (e *Engine) success(ctx context.Context, n queue.Notice, r Result) error {
+	heard(&n, r)
+	if !n.Open() {
+		return e.store.SaveNotice(ctx, n)
 	}
 	if r.Job != "" && r.Gating {
 		// One job of a change's gating passing is not the change passing
@@ -82,33 +88,62 @@ func (e *Engine) success(ctx context.Context, subject string, r Result) error {
 		n.FixedIn = fmt.Sprintf("patch set %d", r.Change.PatchSet)
 	}
 	n.Updated = e.now()
-	e.log.Info("breakage fixed", "subject", subject, "fixed_in", n.FixedIn)
-	return e.show(ctx, n, false)
+	e.log.Info("breakage fixed", "subject", n.Subject, "fixed_in", n.FixedIn)
+	return e.show(ctx, n)
 }
 
-// show posts a new notice (unless its subject is muted) or updates the
-// message of an existing one (muted or not: a mute quiets new notices, it
-// does not hide a fix), sends the DMs of a new one, and saves it.
-func (e *Engine) show(ctx context.Context, n queue.Notice, fresh bool) error {
+// abandoned closes n's notice: the change will not be fixed, and its
+// Recheck button should go.
+func (e *Engine) abandoned(ctx context.Context, n queue.Notice, r Result) error {
+	heard(&n, r)
+	if !n.Open() {
+		return e.store.SaveNotice(ctx, n)
+	}
+	n.State = queue.StateAbandoned
+	n.FixedBy = nil
+	if e.named(r.EventAccount) {
+		n.FixedBy = []queue.Person{e.person(ctx, r.EventAccount, "abandoned the change")}
+	}
+	n.Updated = e.now()
+	e.log.Info("breakage closed: change abandoned", "subject", n.Subject)
+	return e.show(ctx, n)
+}
+
+// show updates the notice's message when it has one (muted or not: a mute
+// quiets new notices, it does not hide a fix), or posts it when it is open
+// and not muted — also when a breakage that began during a mute outlasts
+// it — with DMs to the people it names; then saves it. A failed update is
+// logged: the notice's state is still worth keeping.
+func (e *Engine) show(ctx context.Context, n queue.Notice) error {
 	n.ID = queue.NoticeID(n.Subject) // the buttons carry it
-	if (fresh && !n.Muted(e.now())) || (!fresh && n.MessageTS != "") {
-		ts, err := e.notify.Show(ctx, n)
+	switch {
+	case n.MessageTS != "":
+		if _, _, err := e.notify.Show(ctx, n); err != nil {
+			e.log.Warn("could not update the notice", "subject", n.Subject, "err", err)
+		}
+	case n.Open() && !n.Muted(e.now()):
+		channel, ts, err := e.notify.Show(ctx, n)
 		if err != nil {
 			return fmt.Errorf("blame: show notice: %w", err)
 		}
-		n.MessageTS = ts
-		if fresh && e.cfg.DM {
-			for _, p := range n.Breakers {
-				if p.SlackID == "" {
-					continue
-				}
-				if err := e.notify.DM(ctx, p.SlackID, n); err != nil {
-					e.log.Warn("could not send the notice as a DM", "user", p.SlackID, "err", err)
-				}
-			}
-		}
+		n.MessageTS, n.Channel = ts, cmp.Or(channel, n.Channel)
+		e.sendDMs(ctx, n)
 	}
 	return e.store.SaveNotice(ctx, n)
+}
+
+func (e *Engine) sendDMs(ctx context.Context, n queue.Notice) {
+	if !e.cfg.DM {
+		return
+	}
+	for _, p := range n.Breakers {
+		if p.SlackID == "" {
+			continue
+		}
+		if err := e.notify.DM(ctx, p.SlackID, n); err != nil {
+			e.log.Warn("could not send the notice as a DM", "user", p.SlackID, "err", err)
+		}
+	}
 }
 
 // title is what broke: the job and build, or the change's gating.

@@ -29,6 +29,7 @@ func FromNotification(n jenkins.Notification) (r Result, ok bool) {
 		URL:       n.Build.FullURL,
 		Params:    p,
 		Culprits:  n.Build.SCM.Culprits,
+		Key:       n.Key(),
 		EventType: p["GERRIT_EVENT_TYPE"],
 		EventAccount: Account{
 			Name: p["GERRIT_EVENT_ACCOUNT_NAME"], Email: p["GERRIT_EVENT_ACCOUNT_EMAIL"], Username: p["GERRIT_EVENT_ACCOUNT_USERNAME"],
@@ -61,8 +62,11 @@ var urlRE = regexp.MustCompile(`https?://[^\s<>"]+`)
 
 // FromGerritEvent reads a Gerrit event. A CI account's vote on the verify
 // label (comment-added) is a verdict on the change: negative is a failure,
-// positive a success. A merged change is a success too (its gating is over).
-// Other events are accepted but are not results; ok is false for them.
+// positive a success. A merged change is a success too (its gating is
+// over); a new patch set makes verdicts on older ones stale; an abandoned
+// change closes its notice. Other events
+// (ref-updated among them: its builds report through Jenkins, naming the
+// pusher) are not results; ok is false for them.
 func (e *Engine) FromGerritEvent(ev gerrit.Event) (r Result, ok bool) {
 	if ev.Change == nil || ev.Change.Number <= 0 {
 		return Result{}, false
@@ -86,14 +90,19 @@ func (e *Engine) FromGerritEvent(ev gerrit.Event) (r Result, ok bool) {
 			return Result{}, false
 		}
 		r = Result{Status: "SUCCESS", Gating: true, Change: change, EventType: ev.Type, EventAccount: author,
-			Vote: fmt.Sprintf("%s%+d by %s", label, a.Value, author.Name)}
+			Vote: fmt.Sprintf("%s%+d by %s", label, a.Value, author.Name), Key: ev.Key()}
 		if a.Value < 0 {
 			r.Status = "FAILURE"
 		}
 		r.URL = urlRE.FindString(ev.Comment)
 		return r, true
+	case gerrit.EventPatchSetCreated:
+		// Not a verdict, but it makes verdicts on older patch sets stale.
+		return Result{Status: StatusUploaded, Gating: true, Change: change, EventType: ev.Type, EventAccount: account(ev.Uploader), Key: ev.Key()}, true
+	case gerrit.EventChangeAbandoned:
+		return Result{Status: StatusAbandoned, Gating: true, Change: change, EventType: ev.Type, EventAccount: account(ev.Abandoner), Key: ev.Key()}, true
 	case gerrit.EventChangeMerged:
-		return Result{Status: "SUCCESS", Gating: true, Change: change, EventType: ev.Type, Vote: "merged"}, true
+		return Result{Status: "SUCCESS", Gating: true, Change: change, EventType: ev.Type, Vote: "merged", Key: ev.Key()}, true
 	}
 	return Result{}, false
 }

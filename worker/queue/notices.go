@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-5eb4e92e/deploybot/commands"
 )
 
 // Notice is a message telling a channel that something broke (a Jenkins
@@ -27,7 +29,7 @@ type Notice struct {
 	Channel string `json:"channel"`
 	// MessageTS is the Slack message showing it.
 	MessageTS string `json:"ts,omitempty"`
-	// State is "failing" or "fixed".
+	// State is "failing", "fixed" or StateAbandoned.
 	State string `json:"state"`
 	// Title is what broke, e.g. "platform-api-verify #87".
 	Title string `json:"title"`
@@ -46,14 +48,22 @@ type Notice struct {
 	Failures []string `json:"failures"`
 	// Failing are the jobs still failing for a change's gating.
 	Failing []string `json:"failing,omitempty"`
+	// FixedBy are who fixed it, or who abandoned the change.
 	FixedBy []Person `json:"fixed_by,omitempty"`
 	FixedIn string   `json:"fixed_in,omitempty"`
 	// Retry says what the Retry button does.
 	Retry     RetryTarget `json:"retry"`
 	RetriedBy string      `json:"retried_by,omitempty"`
-	// RetriedFor is the failure the last retry was for; one retry per
-	// failure.
-	RetriedFor string    `json:"retried_for,omitempty"`
+	// RetriedAt is how many failures the notice had when it was last
+	// retried: one retry per failure.
+	RetriedAt int `json:"retried_at,omitempty"`
+	// Newest is the newest build number (job notices) or patch set
+	// (change notices) heard of, failing or passing; older results
+	// arriving late are stale.
+	Newest int `json:"newest,omitempty"`
+	// Seen are the keys of the latest events acted on, so an event
+	// delivered twice, or by both webhook and stream, counts once.
+	Seen       []string  `json:"seen,omitempty"`
 	MutedUntil time.Time `json:"muted_until,omitempty"`
 	MutedBy    string    `json:"muted_by,omitempty"`
 	Created    time.Time `json:"created"`
@@ -96,6 +106,53 @@ type RetryTarget struct {
 	Job     string            `json:"job,omitempty"`
 	Params  map[string]string `json:"params,omitempty"`
 }
+
+// maxSeen bounds Notice.Seen: re-deliveries come soon after the original.
+const maxSeen = 50
+
+// SawEvent reports whether the event with key was acted on already.
+func (n Notice) SawEvent(key string) bool {
+	for _, k := range n.Seen {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// RememberEvent records key among the events acted on.
+func (n *Notice) RememberEvent(key string) {
+	if key == "" || n.SawEvent(key) {
+		return
+	}
+	n.Seen = append(n.Seen, key)
+	if len(n.Seen) > maxSeen {
+		n.Seen = n.Seen[len(n.Seen)-maxSeen:]
+	}
+}
+
+// EveryService is the service of a permission that must cover every
+// service: what acting on a notice no service claims needs.
+const EveryService = "*"
+
+// NoticePermission is what a notice's buttons need: the permission to run
+// its failure again (recheck a change, or build the job). A notice no
+// service claims needs that permission on every service, not on some.
+func NoticePermission(n Notice) commands.Permission {
+	action := "build"
+	if n.Retry.Kind == "recheck" {
+		action = "recheck"
+	}
+	svc := n.Service
+	if svc == "" {
+		svc = EveryService
+	}
+	return commands.Permission{Action: action, Service: svc}
+}
+
+// StateAbandoned is the state of a change's notice once the change is
+// abandoned: closed, but not fixed.
+const StateAbandoned = "abandoned"
 
 // Open reports whether the notice still says something is broken.
 func (n Notice) Open() bool { return n.State == "failing" }
@@ -159,16 +216,74 @@ return 0
 `)
 
 // ErrBusy means a lock stayed taken for as long as the caller would wait.
-var ErrBusy = errors.New("queue: lock is busy")
+// It is temporary: the work can be tried again later.
+var ErrBusy error = busyError{}
+
+type busyError struct{}
+
+func (busyError) Error() string   { return "queue: lock is busy" }
+func (busyError) Temporary() bool { return true }
+
+// ErrLockLost means a lock lapsed while its holder still worked: Redis
+// did not answer the renewals in time.
+var ErrLockLost = errors.New("queue: lock lost")
+
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
 
 // WithLock runs fn holding the lock called name, so workers handling
 // events about the same thing do not race. It waits up to wait for the
-// lock; the lock lapses after ttl if its holder dies.
-func (q *Queue) WithLock(ctx context.Context, name string, ttl, wait time.Duration, fn func() error) error {
+// lock. The lock is renewed every ttl/3 while fn runs and lapses after ttl
+// if its holder dies; if a renewal fails, fn's context is cancelled and
+// WithLock returns ErrLockLost.
+func (q *Queue) WithLock(ctx context.Context, name string, ttl, wait time.Duration, fn func(context.Context) error) error {
 	var tok [16]byte
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 	key := q.key("lock", name)
+	if err := q.acquire(ctx, key, token, name, ttl, wait); err != nil {
+		return err
+	}
+	defer unlockScript.Run(context.WithoutCancel(ctx), q.rdb, []string{key}, token)
+	held, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(max(ttl/3, time.Millisecond))
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			n, err := renewScript.Run(held, q.rdb, []string{key}, token, ttl.Milliseconds()).Int()
+			switch {
+			case err == nil && n == 1:
+				last = time.Now()
+			case err != nil && time.Since(last) < ttl*2/3:
+				// Redis hiccuped; the lock still has time to be renewed.
+			default:
+				cancel(fmt.Errorf("%w: %s", ErrLockLost, name))
+				return
+			}
+		}
+	}()
+	err := fn(held)
+	close(stop)
+	<-renewed
+	if cause := context.Cause(held); errors.Is(cause, ErrLockLost) {
+		return cause
+	}
+	return err
+}
+
+func (q *Queue) acquire(ctx context.Context, key, token, name string, ttl, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		ok, err := q.rdb.SetNX(ctx, key, token, ttl).Result()
@@ -176,7 +291,7 @@ func (q *Queue) WithLock(ctx context.Context, name string, ttl, wait time.Durati
 			return fmt.Errorf("queue: lock %s: %w", name, err)
 		}
 		if ok {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %s", ErrBusy, name)
@@ -187,8 +302,6 @@ func (q *Queue) WithLock(ctx context.Context, name string, ttl, wait time.Durati
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
-	defer unlockScript.Run(context.WithoutCancel(ctx), q.rdb, []string{key}, token)
-	return fn()
 }
 
 // Once reports whether this is the first time key is seen within ttl.

@@ -241,7 +241,7 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 
 // scripts are loaded by Init, so the first request does not pay for a
 // NOSCRIPT round trip.
-var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript}
+var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript, renewScript}
 
 // Init creates the consumer group (and the stream) if they do not exist and
 // loads the queue's scripts into Redis.
