@@ -49,11 +49,11 @@ func (r *Responder) noticeAction(ctx context.Context, cb slack.InteractionCallba
 		}
 		kind, verb = "notice-retry", "Retrying"
 		// A double click, or a second person clicking at once, queues one
-		// job. The engine allows one retry per failure; this only spares
-		// the queue, so it names this breakage (Created) and its latest
-		// failure, and forgets soon, so that a retry that failed can be
+		// job. The engine allows one retry per failing run; this only
+		// spares the queue, so it names this breakage (Created) and its
+		// latest run, and forgets soon, so that a retry that failed can be
 		// clicked again.
-		key := fmt.Sprintf("notice-retry:%s:%d:%d", id, n.Created.UnixNano(), len(n.Failures))
+		key := fmt.Sprintf("notice-retry:%s:%d:%d", id, n.Created.UnixNano(), n.Runs)
 		dd = queue.Dedupe{Key: key, TTL: noticeRetryDedupe}
 	}
 	perm := queue.NoticePermission(n)

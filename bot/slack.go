@@ -195,7 +195,12 @@ func (s *Slack) wait(ctx context.Context, o *op) opResult {
 	case r := <-o.done:
 		return r
 	case <-ctx.Done():
-		return opResult{err: ctx.Err()}
+		select {
+		case r := <-o.done: // Slack answered as the caller gave up: keep the answer
+			return r
+		default:
+			return opResult{err: ctx.Err()}
+		}
 	}
 }
 
@@ -214,7 +219,7 @@ func (s *Slack) enqueue(o *op) {
 	}
 	if o.kind == opUpdate && o.done == nil {
 		for _, p := range q.ops {
-			if p.kind == opUpdate && p.ts == o.ts {
+			if p.kind == opUpdate && p.ts == o.ts && p.done == nil {
 				p.text, p.blocks = o.text, o.blocks
 				s.metrics.slackCoalesced.Inc()
 				return
@@ -316,6 +321,9 @@ func (s *Slack) call(o *op) opResult {
 		}
 		if err := s.sleep(s.ctx, wait); err != nil {
 			return opResult{err: err}
+		}
+		if o.ctx != nil && o.ctx.Err() != nil {
+			return opResult{err: o.ctx.Err()} // the caller gave up while we waited; don't post late
 		}
 	}
 }

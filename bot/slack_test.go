@@ -355,3 +355,29 @@ func TestSlackOutageIsTemporaryForNotices(t *testing.T) {
 		t.Fatalf("channel_not_found was made temporary: %v", err)
 	}
 }
+
+// TestPostAbandonedDuringRateLimitIsNotSent: a caller that gives up while
+// its post waits out a 429 gets an error, and the post is not sent later.
+func TestPostAbandonedDuringRateLimitIsNotSent(t *testing.T) {
+	t.Parallel()
+	s, fake, g := newTestSlack(t, time.Nanosecond)
+	fake.RateLimit("chat.postMessage", 1, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Post(ctx, "C1", "late", nil)
+		done <- err
+	}()
+	if d := <-g.waits; d != 30*time.Second {
+		t.Fatalf("waited %v, want Retry-After's 30s", d)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("an abandoned post reported success")
+	}
+	g.release <- struct{}{}
+	s.Stop(context.Background())
+	if m := fake.Messages("C1"); len(m) != 0 {
+		t.Fatalf("%d messages; the abandoned post was sent after the rate limit", len(m))
+	}
+}

@@ -74,12 +74,16 @@ func (j BuildJob) ParamsFor(ref string) map[string]string {
 	for k, v := range j.Params {
 		params[k] = v
 	}
-	refParam := j.RefParam
-	if refParam == "" {
-		refParam = "BRANCH"
-	}
-	params[refParam] = ref
+	params[j.RefParamName()] = ref
 	return params
+}
+
+// RefParamName is RefParam, or its default "BRANCH".
+func (j BuildJob) RefParamName() string {
+	if j.RefParam == "" {
+		return "BRANCH"
+	}
+	return j.RefParam
 }
 
 // Builds runs build steps.
@@ -99,6 +103,8 @@ type BuildResult struct {
 	Number   int
 	URL      string
 	Duration time.Duration
+	// QueueID is the Jenkins queue item the build came from.
+	QueueID int64
 }
 
 // Succeeded reports whether the build produced something usable.
@@ -218,6 +224,7 @@ func (b *Builds) follow(ctx context.Context, cfg BuildJob, number int, report fu
 				Number:   build.Number,
 				URL:      build.URL,
 				Duration: time.Duration(build.Duration) * time.Millisecond,
+				QueueID:  build.QueueID,
 			}, nil
 		}
 		if !reported {

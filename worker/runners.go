@@ -43,7 +43,7 @@ func (b BuildRunner) tellBlame(ctx context.Context, job queue.Job, res deploy.Bu
 		return
 	}
 	cfg := b.Builds.Jobs[svc]
-	r := blame.Result{Job: cfg.Job, Number: res.Number, Status: res.Outcome, URL: res.URL, Params: cfg.ParamsFor(ref)}
+	r := blame.Result{Job: cfg.Job, Number: res.Number, Status: res.Outcome, URL: res.URL, Params: cfg.ParamsFor(ref), QueueID: res.QueueID}
 	if err := b.Blame.Handle(ctx, r); err != nil && b.Log != nil {
 		b.Log.Warn("could not post the breakage notice for this build", "job_id", job.ID, "err", err)
 	}

@@ -26,6 +26,8 @@ type NotificationBuild struct {
 	// FullURL is the build's absolute URL, when Jenkins knows its root URL.
 	FullURL string `json:"full_url"`
 	Number  int    `json:"number"`
+	// QueueID is the queue item the build came from; queue IDs only grow.
+	QueueID int64 `json:"queue_id"`
 	// Phase is QUEUED, STARTED, COMPLETED or FINALIZED.
 	Phase string `json:"phase"`
 	// Status is the result (SUCCESS, FAILURE, …), absent before COMPLETED.

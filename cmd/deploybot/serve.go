@@ -79,9 +79,11 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.health.Drain()
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 10*time.Second)
+	var stopping sync.WaitGroup
 	for _, srv := range servers {
-		_ = srv.Shutdown(httpCtx)
+		stopping.Go(func() { _ = srv.Shutdown(httpCtx) })
 	}
+	stopping.Wait()
 	cancelHTTP()
 	stopWork()
 	wg.Wait() // workers finish or hand back their jobs within the grace period
@@ -97,7 +99,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 // /hooks/ alone on it. A server that fails reports to errc.
 func (a *app) startHTTP(ln net.Listener, wg *sync.WaitGroup, errc chan<- error) []*http.Server {
 	serve := func(h http.Handler, ln net.Listener) *http.Server {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			// The server's own complaints (TLS handshakes from scanners)
+			// are JSON lines like every other log line.
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

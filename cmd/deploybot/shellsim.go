@@ -14,6 +14,7 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
 	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot/slacktest"
+	"github.com/seed-5eb4e92e/deploybot/deploy"
 )
 
 // The shell's people: you, and the CI account that votes.
@@ -73,11 +74,7 @@ func (s *sims) configure(c *fileConfig, redisURL string) map[string]shellChange 
 	for i, name := range names {
 		svc := c.Services[name]
 		if svc.Build.Job != "" {
-			refParam := svc.Build.RefParam
-			if refParam == "" {
-				refParam = "BRANCH"
-			}
-			params := []string{refParam}
+			params := []string{deploy.BuildJob{RefParam: svc.Build.RefParam}.RefParamName()}
 			for p := range svc.Build.Params {
 				params = append(params, p)
 			}

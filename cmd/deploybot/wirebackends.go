@@ -7,6 +7,7 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/backends/gerrit"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
 	"github.com/seed-5eb4e92e/deploybot/bot"
+	"github.com/seed-5eb4e92e/deploybot/deploy"
 	"github.com/seed-5eb4e92e/deploybot/worker/blame"
 )
 
@@ -55,13 +56,16 @@ func (a *app) blameEngine(c *fileConfig, jc *jenkins.Client, gc *gerrit.Client) 
 		RecheckComment: c.Gerrit.RecheckComment,
 		VerifyLabel:    c.Gerrit.VerifyLabel,
 	}
+	cat := catalog(c)
 	for _, name := range sortedKeys(c.Services) {
 		s := c.Services[name]
 		jobs := append([]string(nil), s.JenkinsJobs...)
 		if s.Build.Job != "" {
 			jobs = append(jobs, s.Build.Job)
 		}
-		cfg.Services = append(cfg.Services, blame.Service{Name: name, Channel: s.Channel, Project: s.GerritProject, Jobs: jobs})
+		svc, _ := cat.Service(name)
+		cfg.Services = append(cfg.Services, blame.Service{Name: name, Channel: s.Channel, Project: s.GerritProject, Jobs: jobs,
+			BuildJob: s.Build.Job, RefParam: deploy.BuildJob{RefParam: s.Build.RefParam}.RefParamName(), DefaultRef: svc.DefaultRef})
 	}
 	deps := blame.Deps{Directory: a.slack, Notifier: bot.NewNotices(a.slack), Store: a.q}
 	if jc != nil {

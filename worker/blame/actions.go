@@ -28,7 +28,7 @@ type Steps interface {
 // stepRetried is the step of a notice-retry job that started the rerun.
 const stepRetried = "retried"
 
-// Retry runs a notice's failure again, once per failure: it posts the
+// Retry runs a notice's failure again, once per failing run: it posts the
 // recheck comment on the change, or starts the job again with the same
 // parameters. The notice then says who retried it. steps (nil: none)
 // keeps a job that is run again from starting a second rerun.
@@ -37,13 +37,16 @@ func (e *Engine) Retry(ctx context.Context, id, user string, steps Steps) (queue
 	err := e.withNotice(ctx, id, func(ctx context.Context, n *queue.Notice) error {
 		done := ""
 		if steps != nil {
-			done, _ = steps.Get(ctx, stepRetried)
+			var err error
+			if done, err = steps.Get(ctx, stepRetried); err != nil {
+				return err
+			}
 		}
 		if done == "" {
 			switch {
 			case !n.Open():
 				return ErrNotOpen
-			case n.RetriedAt >= len(n.Failures):
+			case n.RetriedAt >= n.Runs:
 				return ErrAlreadyRetried
 			}
 			if err := e.rerun(ctx, n.Retry); err != nil {
@@ -55,7 +58,7 @@ func (e *Engine) Retry(ctx context.Context, id, user string, steps Steps) (queue
 				}
 			}
 		}
-		n.RetriedBy, n.RetriedAt, n.Updated = user, len(n.Failures), e.now()
+		n.RetriedBy, n.RetriedAt, n.RetryQueue, n.Updated = user, n.Runs, n.NewestQueue, e.now()
 		out = *n
 		return nil
 	})

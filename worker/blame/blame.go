@@ -64,6 +64,10 @@ type Service struct {
 	Project string
 	// Jobs are the Jenkins jobs whose results are the service's.
 	Jobs []string
+	// BuildJob is the job /deploy build runs, with the ref in RefParam:
+	// only its builds of DefaultRef are the service's; a feature branch
+	// failing is news only to whoever built it.
+	BuildJob, RefParam, DefaultRef string
 }
 
 // Config says where to report and how to recognise people.
@@ -175,6 +179,9 @@ type Result struct {
 	// Key identifies the event the result came from, however it was
 	// delivered; empty for builds deploybot followed itself.
 	Key string
+	// QueueID is the Jenkins queue item the build came from. Queue IDs
+	// only grow, even when a job's build numbers start again.
+	QueueID int64
 }
 
 // Statuses of Gerrit events that are not verdicts: a new patch set, and
@@ -207,7 +214,7 @@ func (e *Engine) Handle(ctx context.Context, r Result) error {
 		switch {
 		case r.Key != "" && n.SawEvent(r.Key):
 			return nil
-		case order(r) > 0 && order(r) < n.Newest:
+		case stale(n, r):
 			e.log.Info("result older than the newest one heard of; ignored", "subject", subject, "result", label(r))
 			return nil
 		case failed(r.Status):
@@ -224,21 +231,6 @@ func (e *Engine) Handle(ctx context.Context, r Result) error {
 	})
 }
 
-// order places a result among those of its subject: by build number for a
-// job, by patch set for a change.
-func order(r Result) int {
-	if r.Gating && r.Change != nil {
-		return r.Change.PatchSet
-	}
-	return r.Number
-}
-
-// heard records that r was acted on.
-func heard(n *queue.Notice, r Result) {
-	n.RememberEvent(r.Key)
-	n.Newest = max(n.Newest, order(r))
-}
-
 // route finds the service and channel of a result: the service's channel,
 // else the channel for breakages no service claims.
 func (e *Engine) route(r Result) (service, channel string, ok bool) {
@@ -246,6 +238,9 @@ func (e *Engine) route(r Result) (service, channel string, ok bool) {
 	for _, s := range e.cfg.Services {
 		byProject := r.Change != nil && s.Project != "" && s.Project == r.Change.Project
 		if byProject || (r.Job != "" && slices.Contains(s.Jobs, r.Job)) {
+			if r.Job != "" && r.Job == s.BuildJob && !mainline(s, r.Params) {
+				return "", "", false
+			}
 			name, channel = s.Name, s.Channel
 			break
 		}

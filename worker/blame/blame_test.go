@@ -535,3 +535,104 @@ func TestAbandonedChangeClosesItsNotice(t *testing.T) {
 		t.Fatalf("%d posts; notice %+v", e.notify.posts, n)
 	}
 }
+
+// TestRenumberedJobIsStillHeard: a job recreated in Jenkins starts again
+// at #1; its queue IDs still grow, so its failures are news.
+func TestRenumberedJobIsStillHeard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	e.jenkins.AddBuild("api-postmerge", 1, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 500, Status: "SUCCESS", QueueID: 9000})
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 499, Status: "FAILURE", QueueID: 8990}) // late: stale
+	e.handle(t, blame.Result{Job: "api-postmerge", Number: 1, Status: "FAILURE", QueueID: 9100})
+	if e.notify.posts != 1 || e.notify.last().Title != "api-postmerge #1" {
+		t.Fatalf("%d posts; want the renumbered job's failure, not the stale one", e.notify.posts)
+	}
+}
+
+// TestOnlyAVerdictClosesAChange: with CI's -1 standing, a gating job
+// passing (or one that names no patch set) does not close the notice.
+func TestOnlyAVerdictClosesAChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	ps := *r.Change
+	e.handle(t, blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: &ps, Key: "gerrit:vote"})
+	pass := r
+	pass.Status, pass.Number, pass.Key, pass.QueueID = "SUCCESS", 88, "jenkins:88", r.QueueID+1
+	e.handle(t, pass)
+	noPatchSet := ps
+	noPatchSet.PatchSet = 0
+	e.handle(t, blame.Result{Job: "platform-api-verify", Number: 89, Status: "SUCCESS", Gating: true, Change: &noPatchSet, Key: "jenkins:89"})
+	n, _ := e.q.Notice(context.Background(), queue.NoticeID("change:platform/api:1503"))
+	if !n.Open() {
+		t.Fatalf("notice %+v closed while CI's -1 stands", n)
+	}
+	e.handle(t, blame.Result{Status: "SUCCESS", Gating: true, Vote: "Verified+1 by CI Bot", Change: &ps, Key: "gerrit:vote+1"})
+	if n := e.notify.last(); n.State != "fixed" {
+		t.Fatalf("CI's +1 did not close it: %+v", n)
+	}
+}
+
+// TestOneRunOneRetry: a change's failing job and CI's -1 that follows are
+// one run, retried once; a job queued after the retry starts the next run.
+func TestOneRunOneRetry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	ctx := context.Background()
+	id := queue.NoticeID("change:platform/api:1503")
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	if _, err := e.engine.Retry(ctx, id, "U_ONE", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.handle(t, blame.Result{Status: "FAILURE", Gating: true, Vote: "Verified-1 by CI Bot", Change: r.Change, Key: "gerrit:run1"})
+	if _, err := e.engine.Retry(ctx, id, "U_TWO", nil); !errors.Is(err, blame.ErrAlreadyRetried) {
+		t.Fatalf("retry after the same run's vote = %v", err)
+	}
+	again := r
+	again.Number, again.Key, again.QueueID = 88, "jenkins:88", r.QueueID+10
+	e.handle(t, again)
+	if _, err := e.engine.Retry(ctx, id, "U_THREE", nil); err != nil {
+		t.Fatalf("retry of the next run: %v", err)
+	}
+	if got := len(e.changes.rechecks); got != 2 {
+		t.Fatalf("%d rechecks, want 2", got)
+	}
+}
+
+// TestFeatureBranchBuildsOfTheBuildJob: the Notification plugin reports
+// every build of the service's build job; only default-ref builds count.
+func TestFeatureBranchBuildsOfTheBuildJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{Services: []blame.Service{{Name: "api", Channel: "C_API", Jobs: []string{"api-build"},
+		BuildJob: "api-build", RefParam: "BRANCH", DefaultRef: "main"}}})
+	e.jenkins.AddJob("api-build", "BRANCH")
+	e.jenkins.AddBuild("api-build", 7, "FAILURE")
+	e.jenkins.AddBuild("api-build", 8, "FAILURE")
+	e.handle(t, blame.Result{Job: "api-build", Number: 7, Status: "FAILURE", Params: map[string]string{"BRANCH": "feature/login"}})
+	if e.notify.posts != 0 {
+		t.Fatal("a feature branch's failure opened a notice")
+	}
+	e.handle(t, blame.Result{Job: "api-build", Number: 8, Status: "FAILURE", Params: map[string]string{"BRANCH": "origin/main"}})
+	if e.notify.posts != 1 {
+		t.Fatalf("%d posts; the default branch's failure must open one", e.notify.posts)
+	}
+}
+
+// TestGatingResultWithoutPatchSetIsStale: once a change's patch set is
+// known, a gating build that names none cannot close its notice.
+func TestGatingResultWithoutPatchSetIsStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, blame.Config{})
+	r, _ := blame.FromNotification(recorded(t, "finalized-failure.json"))
+	e.handle(t, r)
+	pass := r
+	noPatchSet := *r.Change
+	noPatchSet.PatchSet = 0
+	pass.Status, pass.Number, pass.Key, pass.QueueID, pass.Change = "SUCCESS", 88, "jenkins:88", r.QueueID+1, &noPatchSet
+	e.handle(t, pass)
+	if n := e.notify.last(); !n.Open() || len(e.notify.shown) != 1 {
+		t.Fatalf("a build naming no patch set closed the notice: %+v", n)
+	}
+}

@@ -21,8 +21,9 @@ func (e *Engine) failure(ctx context.Context, n queue.Notice, service, channel s
 			return e.store.SaveNotice(ctx, n)
 		}
 		n.Failures = append(n.Failures, what)
-		if r.Job != "" && !slices.Contains(n.Failing, r.Job) {
-			n.Failing = append(n.Failing, r.Job)
+		countRun(&n, r)
+		if f := e.failingName(r); !slices.Contains(n.Failing, f) {
+			n.Failing = append(n.Failing, f)
 		}
 		n.Links = mergeLinks(n.Links, links(r))
 		if r.Change != nil && n.Change != nil && r.Change.PatchSet > n.Change.PatchSet {
@@ -43,18 +44,18 @@ func (e *Engine) failure(ctx context.Context, n queue.Notice, service, channel s
 		Breakers: e.attribute(ctx, r),
 		Failures: []string{what},
 		Retry:    retryTarget(r),
+		Failing:  []string{e.failingName(r)},
 		// What outlives one breakage: the mute, and what was heard.
-		MutedUntil: n.MutedUntil,
-		MutedBy:    n.MutedBy,
-		Newest:     n.Newest,
-		Seen:       n.Seen,
-		Created:    now,
-		Updated:    now,
+		MutedUntil:  n.MutedUntil,
+		MutedBy:     n.MutedBy,
+		Newest:      n.Newest,
+		NewestQueue: n.NewestQueue,
+		Seen:        n.Seen,
+		Created:     now,
+		Updated:     now,
 	}
 	heard(&fresh, r)
-	if r.Job != "" {
-		fresh.Failing = []string{r.Job}
-	}
+	countRun(&fresh, r)
 	if c := r.Change; c != nil {
 		fresh.Change = &queue.NoticeChange{Project: c.Project, Number: c.Number, PatchSet: c.PatchSet, Subject: c.Subject, URL: c.URL}
 	}
@@ -72,7 +73,8 @@ func (e *Engine) success(ctx context.Context, n queue.Notice, r Result) error {
 	}
 	if r.Job != "" && r.Gating {
 		// One job of a change's gating passing is not the change passing
-		// while its other jobs fail; a CI vote settles it.
+		// while its other jobs fail, or while CI's -1 stands; a CI vote
+		// settles it.
 		n.Failing = remove(n.Failing, r.Job)
 		if len(n.Failing) > 0 {
 			n.Updated = e.now()
@@ -90,6 +92,15 @@ func (e *Engine) success(ctx context.Context, n queue.Notice, r Result) error {
 	n.Updated = e.now()
 	e.log.Info("breakage fixed", "subject", n.Subject, "fixed_in", n.FixedIn)
 	return e.show(ctx, n)
+}
+
+// failingName is what r puts in a notice's Failing list: its job, or for
+// CI's vote the verify label, which only a vote takes off again.
+func (e *Engine) failingName(r Result) string {
+	if r.Job != "" {
+		return r.Job
+	}
+	return e.cfg.VerifyLabel
 }
 
 // abandoned closes n's notice: the change will not be fixed, and its

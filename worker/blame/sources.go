@@ -30,6 +30,7 @@ func FromNotification(n jenkins.Notification) (r Result, ok bool) {
 		Params:    p,
 		Culprits:  n.Build.SCM.Culprits,
 		Key:       n.Key(),
+		QueueID:   n.Build.QueueID,
 		EventType: p["GERRIT_EVENT_TYPE"],
 		EventAccount: Account{
 			Name: p["GERRIT_EVENT_ACCOUNT_NAME"], Email: p["GERRIT_EVENT_ACCOUNT_EMAIL"], Username: p["GERRIT_EVENT_ACCOUNT_USERNAME"],

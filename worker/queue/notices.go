@@ -54,13 +54,21 @@ type Notice struct {
 	// Retry says what the Retry button does.
 	Retry     RetryTarget `json:"retry"`
 	RetriedBy string      `json:"retried_by,omitempty"`
-	// RetriedAt is how many failures the notice had when it was last
-	// retried: one retry per failure.
-	RetriedAt int `json:"retried_at,omitempty"`
+	// Runs counts the failing CI runs: each failing build of a job; for
+	// a change, the jobs and the vote of one run count once.
+	Runs int `json:"runs,omitempty"`
+	// LastKind is "job" or "vote": what the last failure was.
+	LastKind string `json:"last_kind,omitempty"`
+	// RetriedAt is Runs when the notice was last retried: one retry per
+	// run. RetryQueue is NewestQueue then: builds queued later are the
+	// retry's.
+	RetriedAt  int   `json:"retried_at,omitempty"`
+	RetryQueue int64 `json:"retry_queue,omitempty"`
 	// Newest is the newest build number (job notices) or patch set
-	// (change notices) heard of, failing or passing; older results
-	// arriving late are stale.
-	Newest int `json:"newest,omitempty"`
+	// (change notices) heard of, failing or passing, and NewestQueue the
+	// newest Jenkins queue ID; older results arriving late are stale.
+	Newest      int   `json:"newest,omitempty"`
+	NewestQueue int64 `json:"newest_queue,omitempty"`
 	// Seen are the keys of the latest events acted on, so an event
 	// delivered twice, or by both webhook and stream, counts once.
 	Seen       []string  `json:"seen,omitempty"`
@@ -225,8 +233,14 @@ func (busyError) Error() string   { return "queue: lock is busy" }
 func (busyError) Temporary() bool { return true }
 
 // ErrLockLost means a lock lapsed while its holder still worked: Redis
-// did not answer the renewals in time.
-var ErrLockLost = errors.New("queue: lock lost")
+// did not answer the renewals in time. It is temporary: work done under
+// a lock must be safe to do again.
+var ErrLockLost error = lostError{}
+
+type lostError struct{}
+
+func (lostError) Error() string   { return "queue: lock lost" }
+func (lostError) Temporary() bool { return true }
 
 var renewScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -275,10 +289,11 @@ func (q *Queue) WithLock(ctx context.Context, name string, ttl, wait time.Durati
 		}
 	}()
 	err := fn(held)
+	lost := context.Cause(held) // before stopping: a loss after fn returned does not matter
 	close(stop)
 	<-renewed
-	if cause := context.Cause(held); errors.Is(cause, ErrLockLost) {
-		return cause
+	if errors.Is(lost, ErrLockLost) {
+		return lost
 	}
 	return err
 }

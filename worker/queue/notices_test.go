@@ -141,7 +141,8 @@ func TestLostLockCancelsItsHolder(t *testing.T) {
 			return errors.New("the holder was not told")
 		}
 	})
-	if !errors.Is(err, queue.ErrLockLost) {
-		t.Fatalf("WithLock = %v; want ErrLockLost", err)
+	var tmp interface{ Temporary() bool }
+	if !errors.Is(err, queue.ErrLockLost) || !errors.As(err, &tmp) || !tmp.Temporary() {
+		t.Fatalf("WithLock = %v; want a temporary ErrLockLost", err)
 	}
 }
