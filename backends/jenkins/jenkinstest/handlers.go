@@ -118,14 +118,23 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request) {
 			m["name"], m["fullName"], m["url"] = lastName(j.path), j.path, s.jobURL(j)
 			m["buildable"], m["nextBuildNumber"] = !j.disabled, j.next
 		})
-	case strings.HasSuffix(rest, "/api/json"):
-		n, err := strconv.Atoi(strings.TrimSuffix(rest, "/api/json"))
-		b := j.builds[n]
-		if err != nil || b == nil {
-			http.NotFound(w, r)
-			return
-		}
+	default:
+		s.serveBuildPath(w, r, j, rest)
+	}
+}
+
+// serveBuildPath serves "N/api/json" and "N/artifact/…".
+func (s *Server) serveBuildPath(w http.ResponseWriter, r *http.Request, j *job, rest string) {
+	numText, tail, _ := strings.Cut(rest, "/")
+	n, err := strconv.Atoi(numText)
+	b := j.builds[n]
+	switch {
+	case err != nil || b == nil:
+		http.NotFound(w, r)
+	case tail == "api/json":
 		s.serveBuild(w, j, b)
+	case tail == "artifact" || strings.HasPrefix(tail, "artifact/"):
+		s.serveArtifact(w, r, b, strings.TrimPrefix(tail, "artifact"))
 	default:
 		http.NotFound(w, r)
 	}
@@ -240,7 +249,7 @@ func (s *Server) writeItem(w http.ResponseWriter, name string, it *item, edit fu
 		m["id"] = it.id
 		m["url"] = fmt.Sprintf("queue/item/%d/", it.id) // relative, as Jenkins sends it
 		m["params"] = paramsString(it.params)
-		setParameters(m, it.params)
+		setParameters(m, it.job.params, it.params)
 		if task, ok := m["task"].(map[string]any); ok {
 			task["name"], task["url"] = lastName(it.job.path), s.jobURL(it.job)
 		}
@@ -254,12 +263,7 @@ func (s *Server) serveBuild(w http.ResponseWriter, j *job, b *build) {
 	b.polls++
 	name := "build-running.json"
 	if b.polls > max(s.opts.BuildPolls, 1) {
-		if b.result == "" {
-			b.result = "SUCCESS"
-			if s.opts.Outcome != nil {
-				b.result = s.opts.Outcome(j.path, b.params, b.number)
-			}
-		}
+		s.finish(j, b)
 		switch b.result {
 		case "FAILURE":
 			name = "build-failure.json"
@@ -277,9 +281,43 @@ func (s *Server) serveBuild(w http.ResponseWriter, j *job, b *build) {
 		if b.result != "" {
 			m["result"] = b.result
 		}
-		setParameters(m, b.params)
+		shown := url.Values{}
+		for _, p := range j.params {
+			shown.Set(p, b.params.Get(p))
+		}
+		if f := b.finished; f != nil {
+			for k, vs := range f.Params {
+				if shown.Has(k) {
+					shown[k] = vs
+				}
+			}
+			if f.Description != "" {
+				m["description"] = f.Description
+			}
+			m["artifacts"] = artifactList(f.Artifacts)
+		}
+		setParameters(m, j.params, shown)
 		if b.authors != nil {
 			setChangeSet(m, b.number, b.authors)
 		}
 	})
+}
+
+// finish decides, once, how a build ended.
+func (s *Server) finish(j *job, b *build) {
+	if b.finished != nil {
+		return
+	}
+	var f Finished
+	if s.opts.Finish != nil {
+		f = s.opts.Finish(j.path, b.params, b.number)
+	}
+	if f.Result == "" {
+		f.Result = "SUCCESS"
+		if s.opts.Outcome != nil {
+			f.Result = s.opts.Outcome(j.path, b.params, b.number)
+		}
+	}
+	b.result = f.Result
+	b.finished = &f
 }

@@ -2,11 +2,12 @@
 // `deploybot shell`. It speaks the remote access API the way Jenkins does,
 // with answers built from payloads recorded from Jenkins (testdata/, sources
 // in testdata/SOURCES.md): queue items that move from WaitingItem through
-// BuildableItem to LeftItem, builds that run and then succeed or fail, and
-// the awkward parts — relative queue URLs in JSON, 303 for a merged request,
-// 404 once a left item expires, 409 for a disabled job, 400 for
-// buildWithParameters on an unparameterized job, and 403 without a crumb
-// bound to the session when crumbs are required.
+// BuildableItem to LeftItem, builds that run and then succeed or fail and
+// may leave a description and archived artifacts behind, and the awkward
+// parts — relative queue URLs in JSON, 303 for a merged request, 404 once a
+// left item expires, 409 for a disabled job, 400 for buildWithParameters on
+// an unparameterized job, and 403 without a crumb bound to the session when
+// crumbs are required.
 //
 // Time is counted in polls, not seconds, so tests are deterministic.
 package jenkinstest
@@ -41,11 +42,35 @@ type Options struct {
 	// many reads, as Jenkins forgets left items after five minutes.
 	LeftPolls int
 	// Outcome decides a finished build's result; nil means SUCCESS. It is
-	// called once per build.
+	// called once per build, after Finish, when Finish leaves the result
+	// empty.
 	Outcome func(job string, params url.Values, number int) string
+	// Finish, when set, decides what a build left behind when it finished:
+	// its result, description, archived artifacts and parameter values. It
+	// is called once per build, with the parameters the build ran with,
+	// while the server is locked: it must not call the Server's methods.
+	Finish func(job string, params url.Values, number int) Finished
 	// TLS, when set, serves HTTPS with this config (e.g. to require client
 	// certificates).
 	TLS *tls.Config
+}
+
+// Finished is what a build left behind, as a test decides it.
+type Finished struct {
+	// Result is SUCCESS, UNSTABLE, FAILURE, NOT_BUILT or ABORTED; empty
+	// leaves it to Options.Outcome, and to SUCCESS without one.
+	Result string
+	// Description is what the job set as the build's description, e.g.
+	// "image: registry.example.com/api:1.4.2"; empty leaves it null.
+	Description string
+	// Artifacts are the files the job archived, by path under the archive
+	// ("image.txt", "dist/api-1.4.2.tar.gz"), with their contents. The build
+	// lists them, and serves each at …/N/artifact/<path>.
+	Artifacts map[string][]byte
+	// Params overrides the values the build's ParametersAction shows, for
+	// example one the request left to its default. Names the job does not
+	// define are dropped, as Jenkins drops them (SECURITY-170).
+	Params url.Values
 }
 
 // Server is a running simulated Jenkins.
@@ -90,6 +115,8 @@ type build struct {
 	queue  int64
 	polls  int
 	result string
+	// finished is what the build left behind, once it has finished.
+	finished *Finished
 	// authors are the e-mail addresses of the build's commits, if set.
 	authors []string
 }
@@ -147,7 +174,11 @@ func (s *Server) AddBuild(path string, number int, result string, authors ...str
 	if authors == nil {
 		authors = []string{} // no commits, rather than the recorded payload's
 	}
-	j.builds[number] = &build{number: number, result: result, polls: 1 << 30, authors: authors, params: url.Values{}}
+	b := &build{number: number, result: result, polls: 1 << 30, authors: authors, params: url.Values{}}
+	if result != "" {
+		b.finished = &Finished{Result: result} // history: Finish is not asked
+	}
+	j.builds[number] = b
 	if number >= j.next {
 		j.next = number + 1
 	}

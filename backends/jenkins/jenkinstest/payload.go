@@ -46,19 +46,30 @@ func writeTemplate(w http.ResponseWriter, name string, edit func(map[string]any)
 	_ = json.NewEncoder(w).Encode(m)
 }
 
-// setParameters replaces the values in the payload's ParametersAction.
-func setParameters(m map[string]any, params url.Values) {
+// setParameters replaces the values in the payload's ParametersAction with
+// the job's parameters, in the order the job defines them, as Jenkins lists
+// them. A job without parameters has no ParametersAction at all.
+func setParameters(m map[string]any, names []string, params url.Values) {
 	actions, _ := m["actions"].([]any)
+	kept := actions[:0:0]
 	for _, a := range actions {
 		am, _ := a.(map[string]any)
 		if am["_class"] != "hudson.model.ParametersAction" {
+			kept = append(kept, a)
 			continue
 		}
-		var list []any
-		for _, k := range sortedKeys(params) {
+		if len(names) == 0 {
+			continue
+		}
+		list := make([]any, 0, len(names))
+		for _, k := range names {
 			list = append(list, map[string]any{"_class": "hudson.model.StringParameterValue", "name": k, "value": params.Get(k)})
 		}
 		am["parameters"] = list
+		kept = append(kept, am)
+	}
+	if actions != nil {
+		m["actions"] = kept
 	}
 }
 
