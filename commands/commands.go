@@ -5,8 +5,10 @@ package commands
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Request is a parsed /deploy invocation. It is stored with queued jobs, so
@@ -20,10 +22,15 @@ type Request struct {
 	Service string `json:"service,omitempty"`
 	Ref     string `json:"ref,omitempty"`
 	Env     string `json:"env,omitempty"`
+	// From is the environment a promote takes its artifact from.
+	From string `json:"from,omitempty"`
 	// Change is a Gerrit change number.
 	Change int `json:"change,omitempty"`
 	// Topic is the command a help request asks about.
 	Topic string `json:"topic,omitempty"`
+	// Reason and For are a lock's reason and how long it holds.
+	Reason string        `json:"reason,omitempty"`
+	For    time.Duration `json:"for,omitempty"`
 }
 
 // Permission is what a request needs to be allowed. A request that does not
@@ -46,6 +53,9 @@ func (r Request) String() string {
 			b.WriteString("@" + r.Ref)
 		}
 	}
+	if r.From != "" {
+		b.WriteString(" from " + r.From)
+	}
 	if r.Env != "" {
 		b.WriteString(" to " + r.Env)
 	}
@@ -60,17 +70,22 @@ type Permission struct {
 	Env     string
 }
 
-// AnyService reports whether the permission names no service: it asks
-// whether the action is allowed on some service.
-func (p Permission) AnyService() bool { return p.Action != "" && p.Service == "" }
+// AnyService reports whether the permission names no service (and no
+// environment): it asks whether the action is allowed on some service.
+func (p Permission) AnyService() bool { return p.Action != "" && p.Service == "" && p.Env == "" }
 
 // ReadOnly reports whether the permission needs no grant.
 func (p Permission) ReadOnly() bool { return p.Action == "" }
 
-// String is the permission's policy form.
+// String is the permission's policy form: "build:api",
+// "deploy:staging:api", or "lock:prod" for an action on an environment as
+// a whole.
 func (p Permission) String() string {
-	if p.Env == "" {
+	switch {
+	case p.Env == "":
 		return p.Action + ":" + p.Service
+	case p.Service == "":
+		return p.Action + ":" + p.Env
 	}
 	return p.Action + ":" + p.Env + ":" + p.Service
 }
@@ -80,7 +95,13 @@ type Service struct {
 	Name string
 	// DefaultRef is built when a command names no ref. Defaults to "main".
 	DefaultRef string
+	// Envs are the environments the service is deployed to, in the
+	// catalog's order.
+	Envs []string
 }
+
+// DeploysTo reports whether the service is deployed to env.
+func (s Service) DeploysTo(env string) bool { return slices.Contains(s.Envs, env) }
 
 // Catalog is the configuration the parser checks names against.
 type Catalog struct {
@@ -99,6 +120,33 @@ func (c Catalog) Service(name string) (Service, bool) {
 		}
 	}
 	return Service{}, false
+}
+
+// Next is the environment after env in the catalog's order that svc is
+// deployed to: where Promote goes.
+func (c Catalog) Next(svc Service, env string) (string, bool) {
+	i := slices.Index(c.Environments, env)
+	if i < 0 {
+		return "", false
+	}
+	for _, e := range c.Environments[i+1:] {
+		if svc.DeploysTo(e) {
+			return e, true
+		}
+	}
+	return "", false
+}
+
+// Previous is the environment before env that svc is deployed to: where
+// a promote to env takes its artifact from when none is named.
+func (c Catalog) Previous(svc Service, env string) (string, bool) {
+	i := slices.Index(c.Environments, env)
+	for j := i - 1; j >= 0; j-- {
+		if svc.DeploysTo(c.Environments[j]) {
+			return c.Environments[j], true
+		}
+	}
+	return "", false
 }
 
 // ServiceNames lists the configured services, sorted.

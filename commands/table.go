@@ -28,10 +28,16 @@ type Command struct {
 // Builtin returns the commands deploybot understands, in help order.
 func Builtin() []Command {
 	return []Command{
+		deployCommand(),
+		promoteCommand(),
+		rollbackCommand(),
 		buildCommand(),
+		statusCommand(),
+		historyCommand(),
+		lockCommand(),
+		unlockCommand(),
 		recheckCommand(),
 		submitCommand(),
-		statusCommand(),
 		helpCommand(),
 	}
 }
@@ -89,6 +95,13 @@ func (t *Table) Parse(text string, cat Catalog) (Request, error) {
 	}
 	name := strings.ToLower(words[0])
 	c, ok := t.Lookup(name)
+	if _, isService := cat.Service(name); !ok && isService {
+		// "/deploy api feature/login to staging": deploy is the command
+		// people come for, so its name may be left out.
+		if c, ok = t.Lookup("deploy"); ok {
+			words = append([]string{"deploy"}, words...)
+		}
+	}
 	if !ok {
 		msg := fmt.Sprintf("I don't know the command %q.", words[0])
 		if s := closest(name, t.names()); s != "" {

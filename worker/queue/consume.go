@@ -255,6 +255,20 @@ func (q *Queue) Retry(ctx context.Context, d *Delivery, delay time.Duration) err
 	return nil
 }
 
+// Postpone puts the job back after delay without counting an attempt: it
+// is waiting (for a lock, for another deploy), not failing.
+func (q *Queue) Postpone(ctx context.Context, d *Delivery, delay time.Duration) error {
+	body, err := json.Marshal(d.Job)
+	if err != nil {
+		return fmt.Errorf("queue: encode job %s: %w", d.Job.ID, err)
+	}
+	if err := q.runOwned(ctx, retryScript, []string{q.streamKey(), q.delayedKey()}, d, string(body), delay.Milliseconds()); err != nil {
+		return fmt.Errorf("queue: postpone %s: %w", d.Job.ID, err)
+	}
+	q.metrics.jobs.WithLabelValues("postponed").Inc()
+	return nil
+}
+
 var buryScript = redis.NewScript(owns + `
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])

@@ -26,6 +26,12 @@ type Job struct {
 	ResponseURL string `json:"response_url,omitempty"`
 	// RetryOf is the ID of the job this one re-runs.
 	RetryOf string `json:"retry_of,omitempty"`
+	// Source is the deploy a Promote or Roll back button was on: its
+	// artifact is promoted, or what ran before it put back.
+	Source string `json:"source,omitempty"`
+	// WaitForLock queues the job behind a lock on its environment instead
+	// of refusing it.
+	WaitForLock bool `json:"wait_for_lock,omitempty"`
 	// Attempt counts runs after retryable failures; the first run is 1.
 	Attempt   int       `json:"attempt"`
 	CreatedAt time.Time `json:"created_at"`

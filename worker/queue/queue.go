@@ -159,20 +159,17 @@ local deadline = tonumber(ARGV[4])
 if deadline > 0 and now > deadline then return {'late', ''} end
 local dedupeTTL = tonumber(ARGV[3])
 if dedupeTTL > 0 then
-  local existing = redis.call('GET', KEYS[5])
+  local existing = redis.call('GET', KEYS[3])
   if existing then return {'dup', existing} end
 end
-if redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[8]) then return {'full', ''} end
-if dedupeTTL > 0 then redis.call('SET', KEYS[5], ARGV[2], 'PX', dedupeTTL) end
+if redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then return {'full', ''} end
+if dedupeTTL > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', dedupeTTL) end
 redis.call('HSET', KEYS[2], 'job', ARGV[1], 'state', 'queued', 'created', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-local indexes = {}
-if ARGV[10] == '1' then indexes[#indexes + 1] = KEYS[4] end
-if ARGV[9] == '1' then indexes[#indexes + 1] = KEYS[3] end
-for _, k in ipairs(indexes) do
-  redis.call('ZADD', k, ARGV[5], ARGV[2])
-  redis.call('ZREMRANGEBYRANK', k, 0, -(tonumber(ARGV[7]) + 1))
-  redis.call('EXPIRE', k, ARGV[6])
+for i = 5, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[5], ARGV[2])
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(tonumber(ARGV[7]) + 1))
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[1])
 return {'ok', ARGV[2]}
@@ -209,19 +206,10 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 		dedupeKey = q.key("dedupe", dd.Key)
 		dedupeTTL = dd.TTL.Milliseconds()
 	}
-	// Jobs with a message of their own are listed by /deploy status;
-	// background ones (webhook events, notice buttons) are not.
-	indexService, indexRecent := "0", "0"
-	if job.Channel != "" {
-		indexRecent = "1"
-		if job.Request.Service != "" {
-			indexService = "1"
-		}
-	}
-	keys := []string{q.streamKey(), q.recordKey(job.ID), q.key("svc", job.Request.Service), q.key("recent"), dedupeKey, q.delayedKey()}
+	keys := append([]string{q.streamKey(), q.recordKey(job.ID), dedupeKey, q.delayedKey()}, q.indexes(job)...)
 	res, err := enqueueScript.Run(ctx, q.rdb, keys,
 		string(body), job.ID, dedupeTTL, deadline, job.CreatedAt.UnixMilli(),
-		int64(q.cfg.RecordTTL/time.Second), q.cfg.Recent, q.cfg.MaxBacklog, indexService, indexRecent).StringSlice()
+		int64(q.cfg.RecordTTL/time.Second), q.cfg.Recent, q.cfg.MaxBacklog).StringSlice()
 	if err != nil {
 		return Enqueued{}, fmt.Errorf("queue: enqueue %s: %w", job.ID, err)
 	}
@@ -239,9 +227,31 @@ func (q *Queue) Enqueue(ctx context.Context, job Job, dd Dedupe) (Enqueued, erro
 	return Enqueued{}, fmt.Errorf("queue: enqueue %s: unexpected answer %q", job.ID, res[0])
 }
 
+// indexes are the lists a job is listed in. Jobs with a message of their
+// own are listed by /deploy status; background ones (webhook events,
+// notice buttons) are not. Deploys, promotions and rollbacks are also
+// listed by /deploy history, per service and per environment.
+func (q *Queue) indexes(job Job) []string {
+	if job.Channel == "" {
+		return nil
+	}
+	req := job.Request
+	keys := []string{q.key("recent")}
+	if req.Service != "" {
+		keys = append(keys, q.key("svc", req.Service))
+	}
+	if req.Service != "" && req.Env != "" && deployKinds[req.Kind] {
+		keys = append(keys, q.key("deploys", req.Service), q.key("deploys", req.Service, req.Env))
+	}
+	return keys
+}
+
+// deployKinds are the requests that change what runs in an environment.
+var deployKinds = map[string]bool{"deploy": true, "promote": true, "rollback": true}
+
 // scripts are loaded by Init, so the first request does not pay for a
 // NOSCRIPT round trip.
-var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript, renewScript}
+var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript, renewScript, lockEnvScript}
 
 // Init creates the consumer group (and the stream) if they do not exist and
 // loads the queue's scripts into Redis.

@@ -41,6 +41,15 @@ type Record struct {
 	// Link points at what runs (a Jenkins build); LinkText labels it ("#42").
 	Link     string
 	LinkText string
+	// Links are more places to look: a migration's sandbox, the Marathon
+	// app.
+	Links []Link
+	// Artifact is what a deploy put in place, e.g. a Docker image.
+	Artifact string
+	// PromoteTo is where the job's Promote button deploys its artifact.
+	PromoteTo string
+	// Live is what a status job found running where.
+	Live []LiveApp
 	// Result is the backend's verdict on a finished job, e.g. "FAILURE".
 	Result string
 	// Error is a message about what went wrong, safe to show in Slack.
@@ -64,6 +73,10 @@ func (r Record) fields() map[string]any {
 		"stage":      r.Stage,
 		"link":       r.Link,
 		"link_text":  r.LinkText,
+		"links":      marshalJSON(r.Links),
+		"artifact":   r.Artifact,
+		"promote_to": r.PromoteTo,
+		"live":       marshalJSON(r.Live),
 		"result":     r.Result,
 		"error":      r.Error,
 		"channel":    r.Channel,
@@ -74,6 +87,35 @@ func (r Record) fields() map[string]any {
 		"started":    formatMillis(r.Started),
 		"finished":   formatMillis(r.Finished),
 	}
+}
+
+// marshalJSON encodes a record's list; nil is "".
+func marshalJSON[T any](list []T) string {
+	if len(list) == 0 {
+		return ""
+	}
+	raw, _ := json.Marshal(list) // records hold only marshalable types
+	return string(raw)
+}
+
+// LiveApp is what runs of a service in one environment, as Marathon said
+// when a status job asked.
+type LiveApp struct {
+	Service  string    `json:"service"`
+	Env      string    `json:"env"`
+	App      string    `json:"app,omitempty"`
+	Artifact string    `json:"artifact,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	// User and Job are who deployed it with deploybot, when it was.
+	User      string   `json:"user,omitempty"`
+	Job       string   `json:"job,omitempty"`
+	Healthy   int      `json:"healthy"`
+	Running   int      `json:"running"`
+	Instances int      `json:"instances"`
+	Deploying bool     `json:"deploying,omitempty"`
+	Lock      *EnvLock `json:"lock,omitempty"`
+	// Error says why Marathon could not be asked, safe for Slack.
+	Error string `json:"error,omitempty"`
 }
 
 func parseRecord(id string, m map[string]string) (Record, error) {
@@ -88,6 +130,14 @@ func parseRecord(id string, m map[string]string) (Record, error) {
 	r.Stage = m["stage"]
 	r.Link = m["link"]
 	r.LinkText = m["link_text"]
+	if raw := m["links"]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &r.Links) // links are a nicety; a bad list shows none
+	}
+	r.Artifact = m["artifact"]
+	r.PromoteTo = m["promote_to"]
+	if raw := m["live"]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &r.Live) // shown only; a bad list shows none
+	}
 	r.Result = m["result"]
 	r.Error = m["error"]
 	r.Channel = m["channel"]
@@ -141,6 +191,20 @@ func (q *Queue) Recent(ctx context.Context, service string, n int64) ([]Record, 
 	if service != "" {
 		index = q.key("svc", service)
 	}
+	return q.listed(ctx, index, n)
+}
+
+// History returns up to n of the latest deploys, promotions and rollbacks
+// of service, newest first: in env, or in every environment when env is "".
+func (q *Queue) History(ctx context.Context, service, env string, n int64) ([]Record, error) {
+	index := q.key("deploys", service)
+	if env != "" {
+		index = q.key("deploys", service, env)
+	}
+	return q.listed(ctx, index, n)
+}
+
+func (q *Queue) listed(ctx context.Context, index string, n int64) ([]Record, error) {
 	ids, err := q.rdb.ZRevRange(ctx, index, 0, n-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("queue: recent jobs: %w", err)
@@ -206,3 +270,8 @@ func (s *Steps) Int(ctx context.Context, name string) (int, error) {
 	}
 	return strconv.Atoi(v)
 }
+
+// Mention marks a Slack user in a record's plain text (Stage, Error),
+// which Slack shows escaped: the bot turns the mark, and only the mark,
+// into a mention, so text from users or backends cannot ping anyone.
+func Mention(user string) string { return "{{@" + user + "}}" }
