@@ -20,6 +20,14 @@ func (r *run) finish(ctx context.Context, out Outcome) {
 	if out.Link != "" {
 		r.rec.Link, r.rec.LinkText = out.Link, out.LinkText
 	}
+	if out.Artifact != "" {
+		r.rec.Artifact = out.Artifact
+	}
+	for _, l := range out.Links {
+		mergeLink(&r.rec.Links, queue.Link{Kind: l.Kind, Text: l.Text, URL: l.URL})
+	}
+	r.rec.PromoteTo = out.PromoteTo
+	r.rec.Live = out.Live
 	r.rec.Stage = ""
 	r.rec.Finished = r.p.now()
 	r.save(ctx)
@@ -78,6 +86,21 @@ func (r *run) retryOrBury(ctx context.Context, err error) {
 	if rerr := r.p.q.Retry(ctx, r.d, delay); rerr != nil {
 		r.log.Error("schedule retry", "err", rerr)
 	}
+}
+
+// wait puts the job back for later without counting an attempt, and
+// shows what it waits for.
+func (r *run) wait(ctx context.Context, err error) {
+	var w *deploy.Wait
+	errors.As(err, &w)
+	r.rec.Stage = w.Stage
+	r.save(ctx)
+	r.report(ctx)
+	if perr := r.p.q.Postpone(ctx, r.d, max(w.After, time.Second)); perr != nil {
+		r.log.Error("postpone job", "err", perr)
+		return
+	}
+	r.log.Info("job waits", "stage", w.Stage, "after", w.After.String())
 }
 
 // handBack returns the job to the queue at shutdown; its recorded steps let

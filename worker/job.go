@@ -53,6 +53,8 @@ func (p *Pool) handle(jobCtx context.Context, d *queue.Delivery) {
 		r.finish(ctx, out)
 	case jobCtx.Err() != nil:
 		r.handBack(ctx)
+	case errors.As(err, new(*deploy.Wait)):
+		r.wait(ctx, err)
 	case runCtx.Err() != nil:
 		msg := fmt.Sprintf("Stopped following the job after %s.", p.cfg.JobTimeout)
 		if r.rec.Link != "" {
@@ -142,13 +144,39 @@ func (r *run) start(ctx context.Context) {
 }
 
 func (r *run) progress(ctx context.Context, pr deploy.Progress) {
-	r.rec.Stage = pr.Stage
+	if pr.Stage != "" {
+		r.rec.Stage = pr.Stage
+	}
 	if pr.Link != "" {
 		r.rec.Link, r.rec.LinkText = pr.Link, pr.LinkText
 		r.note(ctx, fmt.Sprintf("%s %s: %s", pr.Stage, pr.LinkText, pr.Link))
 	}
+	if pr.Artifact != "" {
+		r.rec.Artifact = pr.Artifact
+	}
+	for _, l := range pr.Links {
+		if mergeLink(&r.rec.Links, queue.Link{Kind: l.Kind, Text: l.Text, URL: l.URL}) {
+			r.note(ctx, fmt.Sprintf("%s: %s", l.Text, l.URL))
+		}
+	}
 	r.save(ctx)
 	r.report(ctx)
+}
+
+// mergeLink puts l in links, replacing one of its kind; it reports whether
+// anything changed.
+func mergeLink(links *[]queue.Link, l queue.Link) bool {
+	for i, have := range *links {
+		if have.Kind == l.Kind {
+			if have == l {
+				return false
+			}
+			(*links)[i] = l
+			return true
+		}
+	}
+	*links = append(*links, l)
+	return true
 }
 
 // heartbeat extends the delivery while the job runs. If another worker

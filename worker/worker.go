@@ -43,6 +43,14 @@ type Outcome struct {
 	Result   string
 	Link     string
 	LinkText string
+	// Artifact is what a deploy put in place; Links are more places to
+	// look; PromoteTo is the environment the job's Promote button deploys
+	// to.
+	Artifact  string
+	Links     []deploy.Link
+	PromoteTo string
+	// Live is what a status job found running where.
+	Live []queue.LiveApp
 }
 
 // Runner runs one kind of job (one command's Kind).

@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/seed-5eb4e92e/deploybot/deploy"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
+)
+
+// promoted is the artifact a promotion deploys: the one the deploy whose
+// Promote button was clicked put in place and verified, or, from the
+// keyboard, the one that runs healthily in the environment promoted from.
+func (r DeployRunner) promoted(ctx context.Context, job queue.Job) (string, error) {
+	req := job.Request
+	if job.Source != "" {
+		src, err := r.source(ctx, job.Source, req.Service)
+		if err != nil {
+			return "", err
+		}
+		if src.State != queue.StateSucceeded || src.Artifact == "" {
+			return "", &deploy.Failure{Msg: fmt.Sprintf("Job `%s` did not finish a deploy, so there is nothing verified to promote.", src.Job.ID)}
+		}
+		return src.Artifact, nil
+	}
+	live, err := r.Deployer.Live(ctx, req.Service, req.From)
+	if err != nil {
+		return "", err
+	}
+	if live.Deploying || live.Healthy < live.Instances || live.Artifact == "" {
+		state := fmt.Sprintf("%d/%d healthy", live.Healthy, live.Instances)
+		if live.Deploying {
+			state += ", a deployment under way"
+		}
+		return "", &deploy.Failure{Msg: fmt.Sprintf("%s in %s is not settled and healthy (%s), so I won't promote what runs there.", req.Service, req.From, state)}
+	}
+	return live.Artifact, nil
+}
+
+// rollbackTarget is what a rollback puts back: what ran before the last
+// deploy to the environment (or before the deploy whose Roll back button
+// was clicked, if that is still the last one).
+func (r DeployRunner) rollbackTarget(ctx context.Context, job queue.Job) (artifact, version string, err error) {
+	req := job.Request
+	last, err := r.lastDeploy(ctx, req.Service, req.Env, job.ID)
+	if err != nil {
+		return "", "", err
+	}
+	if job.Source != "" && job.Source != last.Job.ID {
+		return "", "", &deploy.Failure{Msg: fmt.Sprintf("Job `%s` is no longer the last deploy of %s to %s (job `%s` is); roll back from that one's message, or with `rollback %s %s`.",
+			job.Source, req.Service, req.Env, last.Job.ID, req.Service, req.Env)}
+	}
+	if artifact, version, err = deploy.Previous(ctx, r.State.Steps(last.Job.ID)); err != nil {
+		return "", "", err
+	}
+	if artifact == "" && version == "" {
+		return "", "", &deploy.Failure{Msg: fmt.Sprintf("Job `%s` did not record what ran before it, so I can't roll it back.", last.Job.ID)}
+	}
+	return artifact, version, nil
+}
+
+// lastDeploy is the newest deploy, promotion or rollback of service to env
+// that changed it, other than job self.
+func (r DeployRunner) lastDeploy(ctx context.Context, service, env, self string) (queue.Record, error) {
+	recs, err := r.State.History(ctx, service, env, 50)
+	if err != nil {
+		return queue.Record{}, err
+	}
+	for _, rec := range recs {
+		if rec.Job.ID == self || rec.State != queue.StateSucceeded {
+			continue
+		}
+		if rec.Job.Request.Kind == "rollback" {
+			// What ran before a rollback is what it took away.
+			return rec, &deploy.Failure{Msg: fmt.Sprintf("The last change of %s in %s was a rollback (job `%s`); to go further back, deploy the ref you want.", service, env, rec.Job.ID)}
+		}
+		return rec, nil
+	}
+	return queue.Record{}, &deploy.Failure{Msg: fmt.Sprintf("I know of no deploy of %s to %s to roll back.", service, env)}
+}
+
+// source reads the deploy a button was on.
+func (r DeployRunner) source(ctx context.Context, id, service string) (queue.Record, error) {
+	rec, err := r.State.Record(ctx, id)
+	if errors.Is(err, queue.ErrNotFound) {
+		return rec, &deploy.Failure{Msg: fmt.Sprintf("Job `%s` is no longer known (job records are kept for a limited time).", id)}
+	}
+	if err != nil {
+		return rec, err
+	}
+	if rec.Job.Request.Service != service {
+		return rec, &deploy.Failure{Msg: fmt.Sprintf("Job `%s` deployed %s, not %s.", id, rec.Job.Request.Service, service)}
+	}
+	return rec, nil
+}
