@@ -48,8 +48,11 @@ type NoticeReader interface {
 // Deps are the responder's collaborators. FollowUp may be nil (no
 // follow-ups are sent), and so may Notices (notice buttons are refused).
 type Deps struct {
-	Queue    Queue
-	Notices  NoticeReader
+	Queue   Queue
+	Notices NoticeReader
+	// Envs holds environment locks and deploy history; nil when deploybot
+	// deploys nothing.
+	Envs     Envs
 	Auth     Authorizer
 	FollowUp FollowUpper
 	Health   *Health
@@ -114,6 +117,7 @@ type Responder struct {
 	catalog commands.Catalog
 	q       Queue
 	notices NoticeReader
+	envs    Envs
 	auth    Authorizer
 	follow  FollowUpper
 	health  *Health
@@ -139,7 +143,7 @@ func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, lo
 		d.Health = NewHealth(HealthInput{})
 	}
 	r := &Responder{
-		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, auth: d.Auth,
+		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
 		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
 	r.handler = r.routes()

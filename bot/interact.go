@@ -41,6 +41,10 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		out = r.retry(req.Context(), cb, act.Value)
 	case ActionNoticeRetry, ActionNoticeMute:
 		out = r.noticeAction(req.Context(), cb, act.ActionID, act.Value)
+	case ActionPromote, ActionRollback:
+		out = r.deployClick(req.Context(), cb, act.ActionID, act.Value)
+	case ActionWaitForLock:
+		out = r.waitForLock(req.Context(), cb, act.Value)
 	default:
 		out = "ignored"
 	}

@@ -3,6 +3,7 @@ package bot
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,6 +25,15 @@ func escape(s string) string {
 // link is a mrkdwn link to an http(s) URL. URLs come from webhooks and
 // build parameters, so one that could break out of the <url|text> form
 // ("|", ">", spaces) or is not http(s) is dropped and only the text shown.
+// mentionMark is what queue.Mention writes for a Slack user ID.
+var mentionMark = regexp.MustCompile(`\{\{@([UW][A-Z0-9]{2,20})\}\}`)
+
+// plainWithMentions escapes a record's plain text and turns its mention
+// marks into mentions.
+func plainWithMentions(s string) string {
+	return mentionMark.ReplaceAllString(escape(s), "<@$1>")
+}
+
 func link(raw, text string) string {
 	if raw == "" {
 		return text
@@ -52,7 +62,13 @@ func title(rec queue.Record) string {
 	if req.Ref != "" {
 		b.WriteString(" @ `" + escape(req.Ref) + "`")
 	}
-	if req.Env != "" {
+	if req.From != "" {
+		b.WriteString(" from `" + escape(req.From) + "`")
+	}
+	switch {
+	case req.Env != "" && req.Kind == "rollback":
+		b.WriteString(" in `" + escape(req.Env) + "`")
+	case req.Env != "":
 		b.WriteString(" to `" + escape(req.Env) + "`")
 	}
 	return b.String()
@@ -65,7 +81,7 @@ func statusLine(rec queue.Record) string {
 	case queue.StateQueued:
 		return "⏳ queued"
 	case queue.StateRunning:
-		s := "🔄 " + escape(rec.Stage)
+		s := "🔄 " + plainWithMentions(rec.Stage)
 		if rec.LinkText != "" && strings.HasPrefix(rec.Stage, "building") {
 			s += " " + build
 		}
@@ -83,10 +99,10 @@ func statusLine(rec queue.Record) string {
 		}
 		return s
 	case queue.StateDead:
-		return "☠️ *gave up*: " + escape(rec.Error)
+		return "☠️ *gave up*: " + plainWithMentions(rec.Error)
 	case queue.StateFailed:
 		if rec.Error != "" {
-			return "❌ *failed*: " + escape(rec.Error)
+			return "❌ *failed*: " + plainWithMentions(rec.Error)
 		}
 		emoji := "❌"
 		switch rec.Result {
@@ -111,6 +127,12 @@ func JobMessage(rec queue.Record) (blocks []slack.Block, text string) {
 	blocks = append(blocks, section(title(rec)+" — "+statusLine(rec)))
 
 	ctx := []string{fmt.Sprintf("Requested by <@%s>", escape(rec.Job.User)), "job `" + rec.Job.ID + "`"}
+	if rec.Artifact != "" {
+		ctx = append(ctx, "artifact `"+escape(rec.Artifact)+"`")
+	}
+	if l := linksLine(rec.Links); l != "" {
+		ctx = append(ctx, l)
+	}
 	if rec.Job.Attempt > 1 {
 		ctx = append(ctx, fmt.Sprintf("attempt %d", rec.Job.Attempt))
 	}
@@ -127,6 +149,9 @@ func JobMessage(rec queue.Record) (blocks []slack.Block, text string) {
 		btn := slack.NewButtonBlockElement(ActionRetry, rec.Job.ID, slack.NewTextBlockObject(slack.PlainTextType, "Retry", false, false))
 		btn.Style = slack.StylePrimary
 		blocks = append(blocks, slack.NewActionBlock("job-actions", btn))
+	}
+	if buttons := deployButtons(rec); len(buttons) > 0 {
+		blocks = append(blocks, slack.NewActionBlock("deploy-actions", buttons...))
 	}
 	return blocks, plainFallback(rec)
 }

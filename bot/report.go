@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -31,8 +32,16 @@ func NewReporter(s *Slack, log *slog.Logger) *Reporter {
 // response_url instead — when the job starts and when it ends.
 func (r *Reporter) Report(ctx context.Context, rec queue.Record) (string, error) {
 	if rec.Channel == "" {
-		// A background job (a webhook, a notice's button) has no message
-		// of its own; whoever clicked hears about a failure.
+		// A background job (a webhook, a notice's button, a status lookup)
+		// has no message of its own; whoever asked hears about a failure,
+		// and gets what a status lookup found.
+		if rec.State == queue.StateSucceeded && len(rec.Live) > 0 && rec.Job.ResponseURL != "" {
+			blocks := LiveMessage(rec.Live, time.Now())
+			msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: "What runs where", Blocks: &slack.Blocks{BlockSet: blocks}}
+			if err := r.slack.FollowUp(ctx, rec.Job.ResponseURL, msg); err != nil {
+				r.log.Warn("follow-up failed", "job_id", rec.Job.ID, "err", err)
+			}
+		}
 		if rec.State == queue.StateFailed || rec.State == queue.StateDead {
 			if rec.Job.ResponseURL != "" && rec.Error != "" {
 				msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: "⚠️ " + escape(rec.Error)}

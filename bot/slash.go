@@ -85,10 +85,18 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 		reply(w, r.table.Help(parsed.Topic, r.catalog))
 		return "help"
 	case "status":
-		return r.status(ctx, w, parsed, log)
+		return r.status(ctx, w, cmd, parsed, log)
+	case "history":
+		return r.history(ctx, w, parsed, log)
 	}
 	if err := r.auth.Check(ctx, cmd.UserID, parsed.Permission()); err != nil {
 		return r.denied(w, err, log)
+	}
+	if out, done := r.envCommand(ctx, w, cmd, parsed, log); done {
+		return out
+	}
+	if out := r.lockedOut(ctx, w, cmd, parsed, log); out != "" {
+		return out
 	}
 	return r.queueCommand(ctx, w, cmd, parsed, log)
 }
@@ -141,7 +149,10 @@ func describe(req commands.Request) string {
 	return s
 }
 
-func (r *Responder) status(ctx context.Context, w http.ResponseWriter, req commands.Request, log *slog.Logger) outcome {
+// status answers at once with the recent jobs from Redis and, where
+// deploybot deploys, queues a job that asks Marathon what runs where and
+// answers the same person a moment later.
+func (r *Responder) status(ctx context.Context, w http.ResponseWriter, cmd slack.SlashCommand, req commands.Request, log *slog.Logger) outcome {
 	recs, err := r.q.Recent(ctx, req.Service, r.cfg.Recent)
 	if err != nil {
 		r.health.Fail(err)
@@ -150,8 +161,28 @@ func (r *Responder) status(ctx context.Context, w http.ResponseWriter, req comma
 		return "unavailable"
 	}
 	blocks := StatusMessage(req.Service, recs, r.now())
+	if r.deploysAnything(req.Service) && cmd.ResponseURL != "" {
+		job := queue.Job{Request: commands.Request{Kind: "live", Service: req.Service}, User: cmd.UserID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now()}
+		dd := queue.Dedupe{Key: dedupeKey("live", cmd.TeamID, cmd.UserID, req.Service), TTL: r.cfg.DedupeWindow}
+		if _, err := r.enqueue(ctx, job, dd); err == nil {
+			blocks = append(blocks, section("_Asking Marathon what runs where; the answer follows here._"))
+		} else {
+			log.Warn("could not queue the live status", "err", err)
+		}
+	}
 	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: "Recent jobs", Blocks: blocks})
 	return "status"
+}
+
+// deploysAnything reports whether service (or, when "", any service) has
+// environments to deploy to.
+func (r *Responder) deploysAnything(service string) bool {
+	for _, s := range r.catalog.Services {
+		if (service == "" || s.Name == service) && len(s.Envs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Responder) denied(w http.ResponseWriter, err error, log *slog.Logger) outcome {
