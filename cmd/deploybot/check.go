@@ -39,6 +39,7 @@ func (l *loaded) check() {
 	l.checkTLS("jenkins.tls", l.cfg.Jenkins.TLS)
 	l.checkTLSScheme("jenkins.tls", l.cfg.Jenkins.URL, l.cfg.Jenkins.TLS)
 	l.checkGerrit()
+	l.checkDeploy()
 	l.checkVault()
 	l.checkDurations()
 	envs := map[string]bool{}

@@ -30,6 +30,9 @@ type fileConfig struct {
 	Gerrit       gerritConfig      `yaml:"gerrit"`
 	Vault        vaultConfig       `yaml:"vault"`
 	Hooks        hooksConfig       `yaml:"hooks"`
+	Marathon     marathonConfig    `yaml:"marathon"`
+	Mesos        mesosConfig       `yaml:"mesos"`
+	Deploy       deployConfig      `yaml:"deploy"`
 	Notices      noticesConfig     `yaml:"notices"`
 	Environments []string          `yaml:"environments"`
 	Services     map[string]svcCfg `yaml:"services"`
@@ -119,6 +122,12 @@ type svcCfg struct {
 	// JenkinsJobs are further Jenkins jobs (gating, post-merge) whose
 	// results are the service's; the build job always is.
 	JenkinsJobs []string `yaml:"jenkins_jobs"`
+	// Artifact says where a build leaves what is deployed; PreDeploy are
+	// tasks run before each deploy; Deploy maps an environment to the
+	// Marathon app the service runs as there.
+	Artifact  artifactCfg          `yaml:"artifact"`
+	PreDeploy []taskCfg            `yaml:"pre_deploy"`
+	Deploy    map[string]targetCfg `yaml:"deploy"`
 }
 
 type gerritConfig struct {
@@ -297,6 +306,8 @@ func (l *loaded) applyEnv(getenv func(string) string) {
 	set("REDIS_URL", &c.Redis.URL)
 	set("JENKINS_API_TOKEN", &c.Jenkins.APIToken)
 	set("GERRIT_HTTP_PASSWORD", &c.Gerrit.Password)
+	set("MARATHON_PASSWORD", &c.Marathon.Password)
+	set("MESOS_SECRET", &c.Mesos.Secret)
 	set("DEPLOYBOT_JENKINS_HOOK_SECRET", &c.Hooks.JenkinsSecret)
 	set("DEPLOYBOT_GERRIT_HOOK_SECRET", &c.Hooks.GerritSecret)
 	set("VAULT_ADDR", &c.Vault.Address)

@@ -42,7 +42,12 @@ func (r role) works() bool    { return r != roleResponder }
 // needsVault reports whether some backend asks for a client certificate
 // from Vault.
 func needsVault(c *fileConfig) bool {
-	return c.Jenkins.TLS.ClientCert == "vault" || c.Gerrit.TLS.ClientCert == "vault"
+	for _, t := range []backendTLS{c.Jenkins.TLS, c.Gerrit.TLS, c.Marathon.TLS, c.Mesos.TLS} {
+		if t.ClientCert == "vault" {
+			return true
+		}
+	}
+	return false
 }
 
 // app is a wired process: whichever of responder and workers its role runs,
@@ -75,6 +80,8 @@ type wiring struct {
 	slackHTTP    *http.Client
 	pollInterval time.Duration
 	workerBlock  time.Duration
+	// recheck is how often a job waiting for a lock looks again.
+	recheck time.Duration
 }
 
 func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
@@ -217,7 +224,7 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 		RetryWindow:   c.Queue.RecordTTL.D(),
 		MaxBody:       c.Responder.MaxBody,
 		Hooks:         hooks,
-	}, table, catalog(c), bot.Deps{Queue: a.q, Notices: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}, a.log)
+	}, table, catalog(c), a.responderDeps(c, auth, m), a.log)
 	return err
 }
 
@@ -238,6 +245,7 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		"notice-retry": notices,
 		"notice-mute":  notices,
 	}
+	var builds *deploy.Builds
 	if jc != nil {
 		jobs, defaults := map[string]deploy.BuildJob{}, map[string]string{}
 		cat := catalog(c)
@@ -250,7 +258,11 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		if w.pollInterval > 0 {
 			poll = w.pollInterval
 		}
-		runners["build"] = worker.BuildRunner{Builds: &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}, Blame: engine, DefaultRefs: defaults, Log: a.log}
+		builds = &deploy.Builds{Builder: jc, Jobs: jobs, Poll: poll}
+		runners["build"] = worker.BuildRunner{Builds: builds, Blame: engine, DefaultRefs: defaults, Log: a.log}
+	}
+	if err := a.wireDeploys(c, jc, builds, runners, w); err != nil {
+		return err
 	}
 	if gc != nil {
 		changes := worker.ChangeRunner{Gerrit: gc, Auth: auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}
@@ -266,6 +278,14 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		Block:       w.workerBlock,
 	}, a.q, runners, auth, bot.NewReporter(a.slack, a.log), a.log)
 	return nil
+}
+
+func (a *app) responderDeps(c *fileConfig, auth bot.Authorizer, m *bot.Metrics) bot.Deps {
+	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}
+	if len(pipelines(c)) > 0 && c.Marathon.URL != "" {
+		d.Envs = a.q
+	}
+	return d
 }
 
 // certSource gives client certificates: Vault's PKI, or the development CA.
@@ -349,11 +369,24 @@ func (d degraded) Unwrap() error { return d.error }
 
 // available is the command table for this config: the Gerrit commands
 // only when there is a Gerrit to talk to.
+// available are the commands this config can run: no recheck or submit
+// without Gerrit, no deploys without anything to deploy to.
 func available(c *fileConfig) []commands.Command {
+	deploys := false
+	for _, s := range c.Services {
+		deploys = deploys || len(deployEnvs(c, s)) > 0
+	}
 	var out []commands.Command
 	for _, cmd := range commands.Builtin() {
-		if (cmd.Name == "recheck" || cmd.Name == "submit") && c.Gerrit.URL == "" {
-			continue
+		switch cmd.Name {
+		case "recheck", "submit":
+			if c.Gerrit.URL == "" {
+				continue
+			}
+		case "deploy", "promote", "rollback", "history", "lock", "unlock":
+			if !deploys {
+				continue
+			}
 		}
 		out = append(out, cmd)
 	}
@@ -363,7 +396,8 @@ func available(c *fileConfig) []commands.Command {
 func catalog(c *fileConfig) commands.Catalog {
 	cat := commands.Catalog{Environments: c.Environments}
 	for _, name := range sortedKeys(c.Services) {
-		cat.Services = append(cat.Services, commands.Service{Name: name, DefaultRef: c.Services[name].DefaultRef})
+		s := c.Services[name]
+		cat.Services = append(cat.Services, commands.Service{Name: name, DefaultRef: s.DefaultRef, Envs: deployEnvs(c, s)})
 	}
 	return cat
 }
