@@ -34,7 +34,14 @@ func (d *Denied) Error() string {
 		msg := fmt.Sprintf("you may not %s anything (needs a `%s:` grant for some service)", d.Permission.Action, d.Permission.Action)
 		return d.finish(msg)
 	}
-	msg := fmt.Sprintf("you may not %s %s (needs `%s`)", d.Permission.Action, d.Permission.Service, d.Permission)
+	what := d.Permission.Service
+	switch {
+	case d.Permission.Env != "" && what == "":
+		what = d.Permission.Env
+	case d.Permission.Env != "":
+		what += " in " + d.Permission.Env
+	}
+	msg := fmt.Sprintf("you may not %s %s (needs `%s`)", d.Permission.Action, what, d.Permission)
 	return d.finish(msg)
 }
 

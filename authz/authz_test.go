@@ -134,3 +134,22 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDeniedSaysWhat: the refusal names the service, the environment or
+// both, and the grant that would allow it.
+func TestDeniedSaysWhat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		perm commands.Permission
+		want string
+	}{
+		{commands.Permission{Action: "build", Service: "api"}, "you may not build api (needs `build:api`)"},
+		{commands.Permission{Action: "deploy", Env: "prod", Service: "api"}, "you may not deploy api in prod (needs `deploy:prod:api`)"},
+		{commands.Permission{Action: "lock", Env: "prod"}, "you may not lock prod (needs `lock:prod`)"},
+	}
+	for _, tc := range cases {
+		if got := (&Denied{Permission: tc.perm}).Error(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.perm, got, tc.want)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func (r *Responder) lockedOut(ctx context.Context, w http.ResponseWriter, cmd sl
 	text := fmt.Sprintf("🔒 Not started: %s.", lockLine(l))
 	btn := slack.NewButtonBlockElement(ActionWaitForLock, cmd.Text, slack.NewTextBlockObject(slack.PlainTextType, "Queue it behind the lock", false, false))
 	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: text, Blocks: []slack.Block{
-		section(text + " It will start when the lock is lifted or expires."),
+		section(text + " Nothing was queued; *Queue it behind the lock* to have it start when the lock is lifted or expires."),
 		slack.NewActionBlock("lock-actions", btn),
 	}})
 	log.Info("deploy refused: environment locked", "env", req.Env, "holder", l.User)
@@ -78,7 +78,7 @@ func (r *Responder) lock(ctx context.Context, w http.ResponseWriter, cmd slack.S
 		return out
 	}
 	if !ok {
-		reply(w, fmt.Sprintf("🔒 Already %s.", lockLine(got)))
+		reply(w, fmt.Sprintf("🔒 Not yours to lock: %s.", lockLine(got)))
 		return "locked"
 	}
 	log.Info("environment locked", "env", req.Env, "until", l.Until.UTC().Format("2006-01-02T15:04:05Z"))

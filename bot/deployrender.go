@@ -16,26 +16,40 @@ const (
 	ActionRollback = "rollback"
 )
 
-// deployButtons are a successful deploy's Promote and Roll back buttons.
+// deployButtons are a successful deploy's Promote and Roll back buttons,
+// each asking for confirmation first.
 func deployButtons(rec queue.Record) []slack.BlockElement {
 	kind := rec.Job.Request.Kind
 	if rec.State != queue.StateSucceeded || (kind != "deploy" && kind != "promote") {
 		return nil
 	}
+	env := rec.Job.Request.Env
 	var out []slack.BlockElement
 	if rec.PromoteTo != "" && rec.Artifact != "" {
 		b := slack.NewButtonBlockElement(ActionPromote, rec.Job.ID, slack.NewTextBlockObject(slack.PlainTextType, "Promote to "+rec.PromoteTo, false, false))
 		b.Style = slack.StylePrimary
+		b.Confirm = confirmation("Promote to "+rec.PromoteTo+"?",
+			fmt.Sprintf("Deploy %s to %s, exactly as it runs in %s.", rec.Artifact, rec.PromoteTo, env), "Promote")
 		out = append(out, b)
 	}
 	b := slack.NewButtonBlockElement(ActionRollback, rec.Job.ID, slack.NewTextBlockObject(slack.PlainTextType, "Roll back", false, false))
 	b.Style = slack.StyleDanger
-	b.Confirm = slack.NewConfirmationBlockObject(
-		slack.NewTextBlockObject(slack.PlainTextType, "Roll back?", false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("Put back what ran in *%s* before this deploy.", escape(rec.Job.Request.Env)), false, false),
-		slack.NewTextBlockObject(slack.PlainTextType, "Roll back", false, false),
-		slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+	b.Confirm = confirmation("Roll back?", fmt.Sprintf("Put back what ran in %s before this deploy.", env), "Roll back")
 	return append(out, b)
+}
+
+// confirmation is a button's confirmation dialog. Slack takes only
+// plain_text in it, so nothing in it can mention or link. The text, which
+// may name a long artifact, is cut to Slack's 300 characters; titles and
+// button labels here are short.
+func confirmation(title, text, yes string) *slack.ConfirmationBlockObject {
+	if r := []rune(text); len(r) > 300 {
+		text = string(r[:299]) + "…"
+	}
+	plain := func(s string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.PlainTextType, s, false, false)
+	}
+	return slack.NewConfirmationBlockObject(plain(title), plain(text), plain(yes), plain("Cancel"))
 }
 
 // linksLine lists a job's links beyond its main one: "migrate sandbox ·
@@ -62,8 +76,11 @@ func HistoryMessage(service, env string, recs []queue.Record, now time.Time) []s
 	blocks := []slack.Block{section(head)}
 	for _, r := range recs {
 		what := "`" + escape(r.Job.Request.Env) + "`"
-		if r.Artifact != "" {
+		switch {
+		case r.Artifact != "":
 			what = "`" + escape(r.Artifact) + "` to " + what
+		case r.Job.Request.Ref != "": // not built yet: say what will be
+			what = "@ `" + escape(r.Job.Request.Ref) + "` to " + what
 		}
 		blocks = append(blocks, section(fmt.Sprintf("• %s %s — %s · <@%s> · %s ago · job `%s`",
 			escape(r.Job.Request.Kind), what, statusLine(r), escape(r.Job.User), shortDuration(now.Sub(r.Job.CreatedAt)), r.Job.ID)))
@@ -93,6 +110,9 @@ func liveLine(a queue.LiveApp, now time.Time) string {
 		health = "⚠️"
 	}
 	s := fmt.Sprintf("• %s: %s `%s` — %d/%d healthy", where, health, escape(a.Artifact), a.Healthy, a.Instances)
+	if a.Running != a.Healthy {
+		s += fmt.Sprintf(", %d running", a.Running)
+	}
 	if !a.Since.IsZero() {
 		s += " · since " + shortDuration(now.Sub(a.Since)) + " ago"
 	}

@@ -66,6 +66,13 @@ func newFixture(t testing.TB, auth Authorizer, cfg Config) *fixture {
 
 func newFixtureWithQueue(t testing.TB, q *queue.Queue, reg *prometheus.Registry, auth Authorizer, cfg Config) *fixture {
 	t.Helper()
+	return newFixtureWith(t, q, reg, auth, cfg, testCatalog, nil)
+}
+
+// newFixtureWith is newFixtureWithQueue with a catalog of its own and,
+// where deploybot deploys, the environments' locks and history.
+func newFixtureWith(t testing.TB, q *queue.Queue, reg *prometheus.Registry, auth Authorizer, cfg Config, cat commands.Catalog, envs Envs) *fixture {
+	t.Helper()
 	fake := slacktest.Start("xoxb-test")
 	t.Cleanup(fake.Close)
 	m := NewMetrics(reg)
@@ -85,7 +92,7 @@ func newFixtureWithQueue(t testing.TB, q *queue.Queue, reg *prometheus.Registry,
 		cfg.SigningSecret = testSecret
 	}
 	health := NewHealth(HealthInput{})
-	r, err := New(cfg, table, testCatalog, Deps{Queue: q, Notices: q, Auth: auth, FollowUp: s, Health: health, Metrics: m}, nil)
+	r, err := New(cfg, table, cat, Deps{Queue: q, Notices: q, Envs: envs, Auth: auth, FollowUp: s, Health: health, Metrics: m}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +135,13 @@ func slashBody(t testing.TB, text, user string) []byte {
 // answer decodes an ephemeral slash-command answer.
 func answer(t testing.TB, rec *httptest.ResponseRecorder) ephemeralAnswer {
 	t.Helper()
+	return answerAs(t, rec, "ephemeral")
+}
+
+// answerAs decodes a slash-command answer of the given response_type:
+// "ephemeral", or "in_channel" for what everyone in the channel sees.
+func answerAs(t testing.TB, rec *httptest.ResponseRecorder, responseType string) ephemeralAnswer {
+	t.Helper()
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d, body %q", rec.Code, rec.Body.String())
 	}
@@ -135,8 +149,8 @@ func answer(t testing.TB, rec *httptest.ResponseRecorder) ephemeralAnswer {
 	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
 		t.Fatalf("answer %q: %v", rec.Body.String(), err)
 	}
-	if a.ResponseType != "ephemeral" {
-		t.Fatalf("response_type %q, want ephemeral", a.ResponseType)
+	if a.ResponseType != responseType {
+		t.Fatalf("response_type %q, want %s; answer %s", a.ResponseType, responseType, a.all())
 	}
 	return a
 }

@@ -20,6 +20,13 @@ import (
 // button's value, the clicker and the response_url replaced.
 func clickBody(t testing.TB, value, user, responseURL string) []byte {
 	t.Helper()
+	return buttonClickBody(t, ActionRetry, value, user, responseURL)
+}
+
+// buttonClickBody is the recorded block_actions payload of a click on the
+// button action with value, by user.
+func buttonClickBody(t testing.TB, action, value, user, responseURL string) []byte {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "testdata", "slack", "block-actions.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +38,7 @@ func clickBody(t testing.TB, value, user, responseURL string) []byte {
 	p["user"].(map[string]any)["id"] = user
 	p["response_url"] = responseURL
 	for _, a := range p["actions"].([]any) {
+		a.(map[string]any)["action_id"] = action
 		a.(map[string]any)["value"] = value
 	}
 	out, _ := json.Marshal(p)

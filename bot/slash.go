@@ -143,7 +143,10 @@ func describe(req commands.Request) string {
 	if req.Ref != "" {
 		s += "@" + escape(req.Ref)
 	}
-	if req.Env != "" {
+	switch {
+	case req.Env != "" && req.Kind == "rollback":
+		s += " in " + escape(req.Env)
+	case req.Env != "":
 		s += " to " + escape(req.Env)
 	}
 	return s
