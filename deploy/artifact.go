@@ -113,8 +113,18 @@ func (d *Deployer) versionText(ctx context.Context, p Pipeline, ref string, res 
 }
 
 // imageRE is a Docker image reference: [registry[:port]/]path[:tag][@digest],
-// lower-case path components.
-var imageRE = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
+// with the grammar of github.com/distribution/reference: registry labels
+// of letters, digits and inner dashes; lower-case path components joined
+// by ".", "_", "__" or dashes.
+var imageRE = regexp.MustCompile(`^` +
+	`(?:` + domainLabel + `(?:\.` + domainLabel + `)*(?::[0-9]+)?/)?` +
+	pathComponent + `(?:/` + pathComponent + `)*` +
+	`(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
+
+const (
+	domainLabel   = `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
+	pathComponent = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+)
 
 // CheckImage reports whether image is a Docker image reference. Artifacts
 // come from build output and go into Marathon app definitions and Mesos

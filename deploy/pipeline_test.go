@@ -35,14 +35,15 @@ type deployEnv struct {
 	// unhealthy names app versions whose tasks fail their health checks.
 	mu        sync.Mutex
 	unhealthy func(app, version string) bool
+	// finish, when set, decides what a build leaves behind instead of a
+	// description naming its image.
+	finish func(params url.Values, n int) jenkinstest.Finished
 }
 
 func newDeployEnv(t *testing.T, target deploy.Target) *deployEnv {
 	t.Helper()
 	e := &deployEnv{}
-	e.jenkins = jenkinstest.Start(jenkinstest.Options{Finish: func(_ string, params url.Values, n int) jenkinstest.Finished {
-		return jenkinstest.Finished{Description: fmt.Sprintf("built registry.example.com/platform/api:1.5.%d (%s)", n, params.Get("BRANCH"))}
-	}})
+	e.jenkins = jenkinstest.Start(jenkinstest.Options{Finish: e.finished})
 	t.Cleanup(e.jenkins.Close)
 	e.jenkins.AddJob("platform/api-build", "BRANCH")
 	e.marathon = marathontest.Start(marathontest.Options{DeployPolls: 2, Healthy: func(app, version string) bool {
@@ -77,6 +78,22 @@ func newDeployEnv(t *testing.T, target deploy.Target) *deployEnv {
 		Poll:      2 * time.Millisecond,
 	}
 	return e
+}
+
+// finished is what a build of the simulated Jenkins leaves behind.
+func (e *deployEnv) finished(_ string, params url.Values, n int) jenkinstest.Finished {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.finish != nil {
+		return e.finish(params, n)
+	}
+	return jenkinstest.Finished{Description: fmt.Sprintf("built registry.example.com/platform/api:1.5.%d (%s)", n, params.Get("BRANCH"))}
+}
+
+func (e *deployEnv) setFinish(f func(params url.Values, n int) jenkinstest.Finished) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.finish = f
 }
 
 func (e *deployEnv) setUnhealthy(f func(app, version string) bool) {

@@ -24,6 +24,11 @@ func (d *Deployer) Rollback(ctx context.Context, req Request, version string, st
 	}
 	res := Result{Artifact: req.Artifact, App: t.App, Links: d.appLinks(t.App)}
 	report(Progress{Stage: "rolling back to " + describe(req.Artifact, version), Artifact: req.Artifact, Links: res.Links})
+	// A run of the job again keeps what the first run replaced, not the
+	// version that run put back.
+	if res.PreviousArtifact, res.Previous, err = Previous(ctx, steps); err != nil {
+		return res, err
+	}
 	cur, err := d.Apps.App(ctx, t.App)
 	if err != nil {
 		return res, marathonFailure(err, t.App, "read")
