@@ -45,7 +45,7 @@ type DeployRunner struct {
 // Run runs one deploy job.
 func (r DeployRunner) Run(ctx context.Context, job queue.Job, steps *queue.Steps, report func(deploy.Progress)) (Outcome, error) {
 	req := job.Request
-	started, err := deploy.Started(ctx, steps)
+	started, err := begun(ctx, steps)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -99,6 +99,17 @@ func (r DeployRunner) run(ctx context.Context, job queue.Job, steps *queue.Steps
 	return out, nil
 }
 
+// begun reports whether the job has begun changing its environment. A
+// deploy marks that (deploy.Started); a rollback to a Marathon version does
+// not, but records what it replaces first (deploy.Previous).
+func begun(ctx context.Context, steps *queue.Steps) (bool, error) {
+	if ok, err := deploy.Started(ctx, steps); err != nil || ok {
+		return ok, err
+	}
+	artifact, version, err := deploy.Previous(ctx, steps)
+	return artifact != "" || version != "", err
+}
+
 // checkEnvLock stops a job whose environment someone else has locked: it
 // waits when asked to queue behind the lock, and fails otherwise.
 func (r DeployRunner) checkEnvLock(ctx context.Context, job queue.Job) error {
@@ -117,14 +128,20 @@ func (r DeployRunner) checkEnvLock(ctx context.Context, job queue.Job) error {
 // busy explains a deploy that found another deploy of its service to its
 // environment running.
 func (r DeployRunner) busy(ctx context.Context, job queue.Job, name string) error {
+	req := job.Request
+	id, ok, _ := r.State.LockOwner(ctx, name)
+	if ok && id == job.ID {
+		// An earlier run of this very job, on a worker that stopped, holds
+		// the lock until it lapses: not a concurrent deploy to refuse.
+		return r.wait(job, fmt.Sprintf("waiting for an earlier run of this job to let go of %s in %s", req.Service, req.Env))
+	}
 	other := "another deploy"
-	if id, ok, _ := r.State.LockOwner(ctx, name); ok && id != "" {
+	if ok && id != "" {
 		other = "job `" + id + "`"
 		if rec, err := r.State.Record(ctx, id); err == nil && rec.Job.User != "" {
 			other = fmt.Sprintf("%s's %s (job `%s`)", queue.Mention(rec.Job.User), rec.Job.Request.Kind, id)
 		}
 	}
-	req := job.Request
 	if r.RefuseConcurrent {
 		return &deploy.Failure{Msg: fmt.Sprintf("Not started: %s of %s to %s is running. Try again when it is done.", other, req.Service, req.Env)}
 	}

@@ -61,14 +61,20 @@ func (r DeployRunner) rollbackTarget(ctx context.Context, job queue.Job) (artifa
 }
 
 // lastDeploy is the newest deploy, promotion or rollback of service to env
-// that changed it, other than job self.
+// that changed it, other than job self: the newest that succeeded, or a
+// newer one that failed but left its version live (Marathon's job label
+// says so), as a deploy that is not rolled back automatically does.
 func (r DeployRunner) lastDeploy(ctx context.Context, service, env, self string) (queue.Record, error) {
 	recs, err := r.State.History(ctx, service, env, 50)
 	if err != nil {
 		return queue.Record{}, err
 	}
+	var liveJob string
+	if live, err := r.Deployer.Live(ctx, service, env); err == nil {
+		liveJob = live.Job
+	}
 	for _, rec := range recs {
-		if rec.Job.ID == self || rec.State != queue.StateSucceeded {
+		if rec.Job.ID == self || rec.State != queue.StateSucceeded && rec.Job.ID != liveJob {
 			continue
 		}
 		if rec.Job.Request.Kind == "rollback" {
