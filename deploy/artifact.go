@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
 )
@@ -133,6 +134,9 @@ func CheckImage(image string) error {
 	if len(image) > 255 || !imageRE.MatchString(image) {
 		return &Failure{Msg: fmt.Sprintf("%q is not a Docker image reference, so I won't deploy it.", truncate(image, 80))}
 	}
+	if name := image[strings.LastIndex(image, "/")+1:]; !strings.ContainsAny(name, ":@") {
+		return &Failure{Msg: fmt.Sprintf("`%s` has no tag or digest: it would run whatever `latest` is when pulled, and could not be promoted or rolled back. Tag each build's image.", truncate(image, 80))}
+	}
 	return nil
 }
 
@@ -146,6 +150,9 @@ func orDefault(s, def string) string {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

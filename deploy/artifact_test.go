@@ -152,7 +152,8 @@ type imageCase struct {
 func imageCases() []imageCase {
 	digest := "@sha256:" + strings.Repeat("0123456789abcdef", 4)
 	return []imageCase{
-		{name: "name only", image: "api", ok: true},
+		{name: "name only: no tag, so latest", image: "api"},
+		{name: "registry port, no tag", image: "localhost:5000/platform/api"},
 		{name: "tag", image: "api:1.0", ok: true},
 		{name: "registry and path", image: builtImage, ok: true},
 		{name: "registry port", image: "localhost:5000/platform/api:latest", ok: true},
@@ -204,7 +205,11 @@ func TestCheckImage(t *testing.T) {
 				return
 			}
 			var f *deploy.Failure
-			if !errors.As(err, &f) || !strings.Contains(f.Msg, "is not a Docker image reference") {
+			want := "is not a Docker image reference"
+			if strings.HasSuffix(tc.name, "no tag") || strings.HasSuffix(tc.name, "so latest") {
+				want = "has no tag or digest"
+			}
+			if !errors.As(err, &f) || !strings.Contains(f.Msg, want) {
 				t.Fatalf("CheckImage(%q) = %v; want a Failure", tc.image, err)
 			}
 			if strings.ContainsFunc(f.Msg, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(f.Msg) > 200 {

@@ -109,7 +109,8 @@ type Deployer struct {
 // Step names of a deploy.
 const (
 	stepArtifact = "artifact"
-	stepStarted  = "deploy_started"
+	stepBegun    = "deploy_begun"   // the first change: a task or the rollout
+	stepStarted  = "deploy_started" // the rollout, from which verification is timed
 )
 
 // Deploy builds req.Ref (unless req has its Artifact), runs the pre-deploy
@@ -126,17 +127,16 @@ func (d *Deployer) Deploy(ctx context.Context, req Request, steps Steps, report 
 		return Result{}, err
 	}
 	report(Progress{Artifact: artifact})
+	if err := mark(ctx, steps, stepBegun); err != nil {
+		return Result{}, err
+	}
 	if !req.SkipPreDeploy {
 		if err := d.preDeploy(ctx, p, req, artifact, steps, report); err != nil {
 			return Result{}, err
 		}
 	}
-	if started, err := steps.Get(ctx, stepStarted); err != nil {
+	if err := mark(ctx, steps, stepStarted); err != nil {
 		return Result{}, err
-	} else if started == "" {
-		if err := steps.Set(ctx, stepStarted, strconv.FormatInt(time.Now().UnixMilli(), 10)); err != nil {
-			return Result{}, err
-		}
 	}
 	if t.Strategy == BlueGreen {
 		return d.blueGreen(ctx, t, req, artifact, steps, report)
@@ -145,11 +145,24 @@ func (d *Deployer) Deploy(ctx context.Context, req Request, steps Steps, report 
 }
 
 // Started reports whether a deploy job has begun changing its
-// environment: a job run again after that finishes what it began, even if
-// the environment has been locked meanwhile.
+// environment (a migration counts): a job run again after that finishes
+// what it began, even if the environment has been locked meanwhile.
 func Started(ctx context.Context, steps Steps) (bool, error) {
-	v, err := steps.Get(ctx, stepStarted)
-	return v != "", err
+	for _, name := range []string{stepBegun, stepStarted} {
+		if v, err := steps.Get(ctx, name); err != nil || v != "" {
+			return v != "", err
+		}
+	}
+	return false, nil
+}
+
+// mark records the time in step name, once.
+func mark(ctx context.Context, steps Steps, name string) error {
+	v, err := steps.Get(ctx, name)
+	if err != nil || v != "" {
+		return err
+	}
+	return steps.Set(ctx, name, strconv.FormatInt(time.Now().UnixMilli(), 10))
 }
 
 // deadline is when verification of the rollout started at steps' mark

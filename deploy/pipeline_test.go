@@ -182,8 +182,19 @@ func TestNoAutoRollbackLeavesItAsItIs(t *testing.T) {
 	if _, _, err := e.deploy(t, request("main"), steps); err == nil || errors.Is(err, deploy.ErrRolledBack) {
 		t.Fatalf("err = %v; want a failure without rollback", err)
 	}
-	if app, _ := e.marathon.App("/platform/api-staging"); app.Image == oldImage {
-		t.Fatal("the app was rolled back although the target says not to")
+	app, _ := e.marathon.App("/platform/api-staging")
+	if app.Image == oldImage || len(app.Deployments) == 0 {
+		t.Fatalf("app = %+v; want the failing deployment left in place", app)
+	}
+	// The rollback people then ask for stops that deployment, which
+	// otherwise holds the app, and puts the old version back.
+	back := request("")
+	back.JobID = "01JROLLBACKAAAAAAAAAAAAAAA"
+	if _, err := e.d.Rollback(t.Context(), back, steps.get("previous_version"), &memSteps{}, func(deploy.Progress) {}); err != nil {
+		t.Fatalf("rollback of an app held by a failed deployment: %v", err)
+	}
+	if app, _ := e.marathon.App("/platform/api-staging"); app.Image != oldImage || len(app.Deployments) != 0 {
+		t.Fatalf("after the rollback the app runs %q with deployments %v", app.Image, app.Deployments)
 	}
 }
 

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"errors"
-	"time"
 )
 
 // Rollback puts back what ran in req.Env before a deploy: Marathon's
@@ -36,11 +35,20 @@ func (d *Deployer) Rollback(ctx context.Context, req Request, version string, st
 	if err := d.recordPrevious(ctx, cur, steps, &res); err != nil {
 		return res, err
 	}
+	for _, name := range []string{stepBegun, stepStarted} {
+		if err := mark(ctx, steps, name); err != nil {
+			return res, err
+		}
+	}
 	dep, err := d.rollbackOnce(ctx, t.App, Result{Previous: version}, steps)
 	if err != nil {
 		return res, marathonFailure(err, t.App, "roll back")
 	}
-	app, err := d.follow(ctx, t.App, dep, time.Now().Add(t.verifyTimeout()), report)
+	end, err := deadline(ctx, t, steps)
+	if err != nil {
+		return res, err
+	}
+	app, err := d.follow(ctx, t.App, dep, end, report)
 	res.Version, res.Healthy, res.Instances = app.Version, healthyOf(app, configVersion(app)), app.Instances
 	var late *unhealthy
 	if errors.As(err, &late) {

@@ -290,17 +290,31 @@ func (d *Deployer) rollbackOnce(ctx context.Context, id string, res Result, step
 	}
 	dep, err := d.Apps.Rollback(ctx, id, res.Previous)
 	if errors.Is(err, marathon.ErrLocked) {
-		// The failing deployment still holds the app; cancelling it rolls
-		// it back to where it started.
-		if cur, _ := steps.Get(ctx, stepDeployment); cur != "" {
-			dep, err = d.Apps.CancelDeployment(ctx, cur, false)
-		}
+		dep, err = d.rollbackLocked(ctx, id, res.Previous, steps)
 	}
 	if err != nil {
 		return dep, err
 	}
 	dep.Version = ""
 	return dep, steps.Set(ctx, stepRollback, cmp.Or(dep.DeploymentID, "none"))
+}
+
+// rollbackLocked rolls back an app that a deployment holds. The job's own
+// failing deployment is cancelled, which takes the app back to where it
+// started. Any other is the failed deploy a rollback job was asked to
+// undo — deploybot runs one deploy per app at a time — so it is stopped
+// and the rollback asked for again.
+func (d *Deployer) rollbackLocked(ctx context.Context, id, version string, steps Steps) (marathon.DeploymentResult, error) {
+	if cur, err := steps.Get(ctx, stepDeployment); err != nil || cur != "" {
+		if err != nil {
+			return marathon.DeploymentResult{}, err
+		}
+		return d.Apps.CancelDeployment(ctx, cur, false)
+	}
+	if err := d.stopDeployments(ctx, id); err != nil {
+		return marathon.DeploymentResult{}, err
+	}
+	return d.Apps.Rollback(ctx, id, version)
 }
 
 // describe names a version for people: its artifact when known.

@@ -208,8 +208,11 @@ func TestFailedPreDeployTaskStopsTheDeploy(t *testing.T) {
 			if got := changes(e.marathon); len(got) != 0 || app.Image != oldImage {
 				t.Fatalf("Marathon got %q and runs %q after a failed migration", got, app.Image)
 			}
-			if started, _ := deploy.Started(t.Context(), steps); started {
-				t.Fatal("the job counts as having begun changing its environment")
+			// A migration that ran may have changed the database even
+			// though it failed: a lock taken now must not cut the job off
+			// from reporting it.
+			if started, _ := deploy.Started(t.Context(), steps); !started {
+				t.Fatal("a job whose migration ran does not count as having begun")
 			}
 			// The same job run again (the queue delivered it twice) tells
 			// the same story without running the migration a second time.
