@@ -65,11 +65,15 @@ func TestDeployQueuedBehindLock(t *testing.T) {
 	id := e.enqueue(t, job).ID
 	e.start(t)
 	stage := "waiting for the lock on staging: " + lockLine(l)
-	e.until(t, id, "waited for the lock", func(r queue.Record) bool {
-		return r.Stage == stage && counter(t, e.reg, "postponed") >= 1
+	e.until(t, id, "looked at the lock twice", func(r queue.Record) bool {
+		return r.Stage == stage && counter(t, e.reg, "postponed") >= 2
 	})
 	if n, p := e.jenkins.QueueItemsCreated(), e.puts(stagingApp); n != 0 || p != 0 {
 		t.Fatalf("while waiting for the lock: %d builds, %d Marathon changes", n, p)
+	}
+	// Each look is not another edit of the same message in Slack.
+	if n := e.rep.count(id, stage); n != 1 {
+		t.Fatalf("the waiting message was shown %d times, want once", n)
 	}
 	if _, found, err := e.q.UnlockEnv(context.Background(), "staging"); err != nil || !found {
 		t.Fatalf("UnlockEnv = %v, %v", found, err)

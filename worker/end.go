@@ -93,9 +93,11 @@ func (r *run) retryOrBury(ctx context.Context, err error) {
 func (r *run) wait(ctx context.Context, err error) {
 	var w *deploy.Wait
 	errors.As(err, &w)
-	r.rec.Stage = w.Stage
-	r.save(ctx)
-	r.report(ctx)
+	if r.rec.Stage != w.Stage { // a job rechecked every few seconds edits its message only when that says something new
+		r.rec.Stage = w.Stage
+		r.save(ctx)
+		r.report(ctx)
+	}
 	if perr := r.p.q.Postpone(ctx, r.d, max(w.After, time.Second)); perr != nil {
 		r.log.Error("postpone job", "err", perr)
 		return

@@ -128,6 +128,9 @@ func (r *run) start(ctx context.Context) {
 		r.linkRetry(ctx)
 	}
 	first := r.rec.MessageTS == ""
+	// A job back from waiting (for a lock, say) already shows what it
+	// does; its message is not edited again to say the same.
+	unchanged := !first && r.rec.State == queue.StateRunning && r.rec.Error == "" && r.rec.Stage != ""
 	r.rec.State = queue.StateRunning
 	r.rec.Error = ""
 	if r.rec.Started.IsZero() {
@@ -137,7 +140,9 @@ func (r *run) start(ctx context.Context) {
 		r.rec.Stage = "starting"
 	}
 	r.save(ctx)
-	r.report(ctx)
+	if !unchanged {
+		r.report(ctx)
+	}
 	if first && r.d.Job.Text != "" {
 		r.note(ctx, "Asked with: "+r.d.Job.Text)
 	}

@@ -50,6 +50,19 @@ func (f *fakeReporter) Note(_ context.Context, rec queue.Record, text string) er
 	return nil
 }
 
+// count is how many reports of job id showed stage.
+func (f *fakeReporter) count(id, stage string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.reports {
+		if r.Job.ID == id && r.Stage == stage {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeReporter) stages(id string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
