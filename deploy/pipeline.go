@@ -47,9 +47,13 @@ type Target struct {
 	Step int
 }
 
+// DefaultVerifyTimeout is how long a rollout has to become healthy when
+// its target does not say.
+const DefaultVerifyTimeout = 10 * time.Minute
+
 func (t Target) verifyTimeout() time.Duration {
 	if t.VerifyTimeout <= 0 {
-		return 10 * time.Minute
+		return DefaultVerifyTimeout
 	}
 	return t.VerifyTimeout
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/deploy"
 )
 
 func noEnv(string) string { return "" }
@@ -25,10 +28,46 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 		t.Fatalf("no warning about the missing signing secret:\n%s", errb.String())
 	}
 	l, err := loadConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), func(k string) string {
-		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v", "GERRIT_HTTP_PASSWORD": "g"}[k]
+		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v",
+			"GERRIT_HTTP_PASSWORD": "g", "MARATHON_PASSWORD": "m", "MESOS_SECRET": "ms"}[k]
 	})
 	if err != nil || len(l.problems)+len(l.warnings) != 0 {
 		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)
+	}
+	checkExamplePipelines(t, &l.cfg)
+}
+
+// checkExamplePipelines: the example's deploy sections are read the way
+// they are documented, so the example shows what it says.
+func checkExamplePipelines(t *testing.T, c *fileConfig) {
+	t.Helper()
+	pipes := pipelines(c)
+	api, web := pipes["api"], pipes["web"]
+	if len(api.Targets) != 3 || len(web.Targets) != 3 {
+		t.Fatalf("targets: api %v, web %v", api.Targets, web.Targets)
+	}
+	prod, staging := api.Targets["prod"], api.Targets["staging"]
+	if prod.Strategy != deploy.BlueGreen || prod.Step != 2 || prod.VerifyTimeout != 20*time.Minute || prod.NoAutoRollback || !staging.NoAutoRollback {
+		t.Errorf("api targets: prod %+v, staging %+v", prod, staging)
+	}
+	if api.Artifact.From != deploy.FromDescription || api.Artifact.Pattern.FindStringSubmatch("image: r.example.com/api:1.2")[1] != "r.example.com/api:1.2" {
+		t.Errorf("api artifact %+v", api.Artifact)
+	}
+	if len(api.PreDeploy) != 1 || api.PreDeploy[0].Name != "migrate" || api.PreDeploy[0].Command == "" {
+		t.Errorf("api pre-deploy %+v", api.PreDeploy)
+	}
+	if web.Artifact.From != deploy.FromParam || web.Artifact.Param != "IMAGE_TAG" || !strings.Contains(web.Artifact.Image, "{version}") {
+		t.Errorf("web artifact %+v", web.Artifact)
+	}
+	if c.Marathon.URL == "" || c.Mesos.URL == "" || c.Deploy.Concurrent != "wait" || c.Deploy.MaxWait.D() != 12*time.Hour {
+		t.Errorf("marathon %+v, mesos %+v, deploy %+v", c.Marathon, c.Mesos, c.Deploy)
+	}
+	var names []string
+	for _, cmd := range available(c) {
+		names = append(names, cmd.Name)
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, "promote") || !strings.Contains(got, "lock") {
+		t.Errorf("commands %s; want the deploy commands", got)
 	}
 }
 

@@ -89,9 +89,16 @@ rules:
 		t.Fatalf("config problems: %v", l.problems)
 	}
 	l.cfg.Slack.Interval = duration(time.Millisecond)
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	w.pollInterval, w.workerBlock = 2*time.Millisecond, 20*time.Millisecond
-	a, err := newApp(l, roleServe, log, w)
+	a, srv := serveApp(t, l, roleServe, w)
+	return &e2e{srv: srv, a: a, slack: fake, jenkins: sim}
+}
+
+// serveApp runs role r of the config as `deploybot serve` does, on a local
+// listener, until the test ends. It returns once /healthz answers.
+func serveApp(t *testing.T, l *loaded, r role, w wiring) (*app, *httptest.Server) {
+	t.Helper()
+	a, err := newApp(l, r, slog.New(slog.NewJSONHandler(io.Discard, nil)), w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +120,7 @@ rules:
 		}
 		return err == nil && resp.StatusCode == 200
 	})
-	return &e2e{srv: srv, a: a, slack: fake, jenkins: sim}
+	return a, srv
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

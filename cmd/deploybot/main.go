@@ -34,8 +34,9 @@ commands:
   serve         run the HTTP responder and the workers in one process
   responder     run only the HTTP responder (answers Slack, queues jobs)
   worker        run only the workers (runs queued jobs)
-  shell         run everything in one process with simulated Jenkins and Slack,
-                reading slash commands from the terminal (or a script on stdin)
+  shell         run everything in one process with simulated Jenkins, Gerrit,
+                Marathon, Mesos and Slack, reading slash commands from the
+                terminal (or a script on stdin)
   check-config  validate a config file; print each problem and exit non-zero
   version       print build information
 

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
-// The shell's one user, channel and team. The user has every permission.
+// The shell's user (you), channel and team. Everyone in the shell has
+// every permission.
 const (
 	shellUser    = "UDEVSHELL"
 	shellChannel = "CDEVSHELL"
@@ -23,20 +25,38 @@ const (
 	shellToken   = "xoxb-deploybot-shell"
 )
 
-const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins and Gerrit behind mTLS, a development CA and a fake Slack, all in this process.
-You are @you in #shell, with every permission. Type /deploy help, click retry, simulate break api, help, or exit.
+const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins, Gerrit, Marathon and Mesos behind mTLS, a development CA and a fake Slack, all in this process.
+You are @you in #shell, with every permission; "as ann <line>" types as your teammate @ann. Type /deploy help, click retry, simulate break api, help, or exit.
 Simulated builds: a ref containing "fail" fails, "flaky" fails once then passes, "abort" is aborted.
 `
 
+// shellDeployBanner is added when a service deploys: %[1]s is the slash
+// command, %[2]s the service and %[3]s its first environment.
+const shellDeployBanner = `Deploys: %[1]s %[2]s main to %[3]s, then click promote, %[1]s rollback %[2]s %[3]s, %[1]s status %[2]s. A ref containing "broken-migration" builds, but its pre-deploy tasks fail.
+`
+
 const shellHelp = `(shell) what you can type:
-  /deploy <command> ...   a slash command, e.g. /deploy build api feature/login
-  click <action> [value]  click a button on a message, e.g. click retry (the newest Retry button),
-                          click notice_retry or click notice_mute
+  /deploy <command> ...   a slash command, e.g. /deploy build api feature/login or /deploy api main to dev
+  click <action> [value]  click the newest button with that action on a message you can see, e.g.
+                          click retry, click promote, click rollback, click notice_retry, click notice_mute,
+                          or click deploy_wait ("Queue it behind the lock", on a refusal only you saw)
+  as <person> <line>      type a line as someone else in #shell (ann), e.g. as ann /deploy api main to staging
   simulate break <svc>    CI votes Verified -1 on your change to <svc>, as Gerrit would report it
   simulate fix <svc>      CI votes Verified +1 on a new patch set of it
                           (/deploy simulate ... works too; it never reaches Slack)
   exit                    leave (Ctrl-D works too)
 `
+
+// banner is what the shell says first, with a deploy example when the
+// config deploys anything.
+func banner(c *fileConfig, slash string) string {
+	for _, name := range sortedKeys(c.Services) {
+		if envs := deployEnvs(c, c.Services[name]); len(envs) > 0 {
+			return shellBanner + fmt.Sprintf(shellDeployBanner, slash, name, envs[0])
+		}
+	}
+	return shellBanner
+}
 
 // demoConfig is what the shell runs without --config.
 func demoConfig() fileConfig {
@@ -44,7 +64,7 @@ func demoConfig() fileConfig {
 		SlashCommand: "/deploy",
 		Environments: []string{"dev", "staging", "prod"},
 		Services: map[string]svcCfg{
-			"api": {DefaultRef: "main", Build: buildCfg{Job: "api-build", RefParam: "BRANCH"}, GerritProject: "platform/api", Channel: shellChannel},
+			"api": demoPipeline(svcCfg{DefaultRef: "main", Build: buildCfg{Job: "api-build", RefParam: "BRANCH"}, GerritProject: "platform/api", Channel: shellChannel}),
 			"web": {DefaultRef: "main", Build: buildCfg{Job: "frontend/web-build", RefParam: "GIT_REF"}, GerritProject: "platform/web", Channel: shellChannel},
 		},
 	}
@@ -87,7 +107,7 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 			return 1
 		}
 	}
-	sims, err := startSims(log)
+	sims, err := startSims(&l.cfg, log)
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
@@ -96,7 +116,8 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 	changes := sims.configure(&l.cfg, getenv("REDIS_URL"))
 
 	log.Warn("shell: you have every permission (local identity); this mode is for development only")
-	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: sims.ca, pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond})
+	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: sims.ca,
+		pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond, recheck: time.Second})
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)
 		return 1
@@ -117,7 +138,7 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 		}
 	}()
 
-	sh.printf("%s", shellBanner)
+	sh.printf("%s", banner(&l.cfg, sh.slash))
 	sh.loop(ctx, stdin)
 
 	stopWork()
@@ -158,7 +179,9 @@ func (sh *shell) loop(ctx context.Context, stdin io.Reader) {
 		case line, ok = <-lines:
 		}
 		if !ok {
-			sh.settle(ctx)
+			for _, r := range sh.settle(ctx) {
+				sh.printf("(shell) job `%s` still waits for the lock on %s; it ends with the shell\n", r.Job.ID, r.Job.Request.Env)
+			}
 			return
 		}
 		line = strings.TrimSpace(line)
@@ -174,17 +197,43 @@ func (sh *shell) loop(ctx context.Context, stdin io.Reader) {
 	}
 }
 
-// settle waits until every job has ended and Slack has been told, or two
-// minutes pass.
-func (sh *shell) settle(ctx context.Context) {
+// settle waits until every job has ended, or waits for a lock someone
+// holds, and Slack has been told; or until two minutes pass. It returns
+// the jobs left waiting for a lock.
+func (sh *shell) settle(ctx context.Context) []queue.Record {
 	sh.a.responder.Wait()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		n, err := sh.a.q.Depth(ctx)
-		if err == nil && n == 0 && sh.a.slack.Idle() {
-			return
+		if err == nil && sh.a.slack.Idle() {
+			if n == 0 {
+				return nil
+			}
+			if parked := sh.parked(ctx); int64(len(parked)) == n {
+				return parked
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	sh.printf("(shell) still waiting for jobs after two minutes; going on\n")
+	return nil
+}
+
+// parked are the jobs that wait for an environment someone else has
+// locked and say so in their message: waiting longer will not start them.
+func (sh *shell) parked(ctx context.Context) []queue.Record {
+	recs, err := sh.a.q.Recent(ctx, "", 100)
+	if err != nil {
+		return nil
+	}
+	var out []queue.Record
+	for _, r := range recs {
+		if r.State.Final() || !strings.HasPrefix(r.Stage, "waiting for the lock") {
+			continue
+		}
+		if l, found, err := sh.a.q.EnvLock(ctx, r.Job.Request.Env); err == nil && found && l.Holds(r.Job.User, time.Now()) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,12 +35,41 @@ type shell struct {
 	mu      sync.Mutex
 	clicks  int
 	prompts bool
+	// ephemeral are the messages only one person saw, newest last, for
+	// their buttons.
+	ephemeral []ephemeral
+	// shown is the text last printed of each message, by ts.
+	shown map[string]string
 }
+
+// changed records text as message ts's and reports whether it differs
+// from what was printed of it before.
+func (sh *shell) changed(ts, text string) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.shown == nil {
+		sh.shown = map[string]string{}
+	}
+	if sh.shown[ts] == text {
+		return false
+	}
+	sh.shown[ts] = text
+	return true
+}
+
+// person is someone in #shell: you, or a teammate for `as`.
+type person struct{ name, id string }
+
+// shellPeople are who can type in the shell; the first is you.
+var shellPeople = []person{{"you", shellUser}, {"ann", shellAnn}}
 
 func (sh *shell) printf(format string, args ...any) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	text := strings.ReplaceAll(fmt.Sprintf(format, args...), "@"+shellUser, "@you")
+	text := fmt.Sprintf(format, args...)
+	for _, p := range shellPeople {
+		text = strings.ReplaceAll(text, "@"+p.id, "@"+p.name)
+	}
 	if sh.interactive && sh.prompts {
 		text = "\r" + text
 	}
@@ -70,6 +98,9 @@ func (sh *shell) show(e slacktest.Event) {
 		if err != nil || text == "" {
 			text = e.Message.Text
 		}
+		if !sh.changed(e.Message.TS, text) {
+			return // a job waiting for a lock says the same again; Slack shows no change
+		}
 		tag := "#shell"
 		if e.Kind == "update" {
 			tag += " (edited)"
@@ -78,18 +109,38 @@ func (sh *shell) show(e slacktest.Event) {
 	case "reply":
 		sh.printf("#shell    ↳ %s\n", bot.PlainText(e.Message.Text))
 	case "response":
+		who := responder(e.Response.Name)
 		text := bot.PlainText(e.Response.Message.Text)
 		if e.Response.Message.Blocks != nil {
 			text = bot.BlocksText(e.Response.Message.Blocks.BlockSet)
+			sh.remember(who, e.Response.Message.Blocks.BlockSet)
 		}
-		sh.printf("(only you) %s\n", indent(text))
+		sh.printf("(only %s) %s\n", who.name, indent(text))
 	}
 }
 
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n        ") }
 
-// do runs one line; it returns false to leave.
+// do runs one line as you; it returns false to leave.
 func (sh *shell) do(line string) bool {
+	fields := strings.Fields(line)
+	if len(fields) > 0 && fields[0] == "as" {
+		if len(fields) < 3 {
+			sh.printf("(shell) usage: as <person> <line>, e.g. as ann %s api main to staging\n", sh.slash)
+			return true
+		}
+		who, ok := lookupPerson(fields[1])
+		if !ok {
+			sh.printf("(shell) %q is not in #shell; try %s\n", fields[1], peopleNames())
+			return true
+		}
+		return sh.doAs(who, afterFields(line, 2))
+	}
+	return sh.doAs(shellPeople[0], line)
+}
+
+// doAs runs one line typed by who.
+func (sh *shell) doAs(who person, line string) bool {
 	fields := strings.Fields(line)
 	switch {
 	case len(fields) == 0:
@@ -98,7 +149,7 @@ func (sh *shell) do(line string) bool {
 	case fields[0] == "help" || fields[0] == "?":
 		sh.printf("%s", shellHelp)
 	case fields[0] == "click":
-		sh.click(fields[1:])
+		sh.click(who, fields[1:])
 	case fields[0] == "simulate":
 		sh.simulate(fields[1:])
 	case fields[0] == sh.slash && len(fields) > 1 && fields[1] == "simulate":
@@ -110,7 +161,7 @@ func (sh *shell) do(line string) bool {
 			sh.printf("(shell) this bot answers %s; try %s help\n", sh.slash, sh.slash)
 			return true
 		}
-		sh.command(strings.TrimSpace(strings.TrimPrefix(line, fields[0])))
+		sh.command(who, afterFields(line, 1))
 	default:
 		sh.printf("(shell) type %s help, click retry, or exit\n", sh.slash)
 	}
@@ -118,17 +169,18 @@ func (sh *shell) do(line string) bool {
 }
 
 // command sends a slash command the way Slack does: a signed form POST.
-func (sh *shell) command(args string) {
+func (sh *shell) command(who person, args string) {
 	form := url.Values{
 		"token": {"shell"}, "team_id": {shellTeam}, "team_domain": {"shell"},
-		"channel_id": {shellChannel}, "channel_name": {"shell"}, "user_id": {shellUser}, "user_name": {"you"},
+		"channel_id": {shellChannel}, "channel_name": {"shell"}, "user_id": {who.id}, "user_name": {who.name},
 		"command": {sh.slash}, "text": {args}, "api_app_id": {"ASHELL"}, "is_enterprise_install": {"false"},
-		"response_url": {sh.sims.slack.ResponseURL("command")}, "trigger_id": {"shell.trigger"},
+		"response_url": {sh.sims.slack.ResponseURL("command-" + who.name)}, "trigger_id": {"shell.trigger"},
 	}
 	rec := sh.post("/slack/commands", []byte(form.Encode()))
 	var answer struct {
-		Text   string       `json:"text"`
-		Blocks slack.Blocks `json:"blocks"`
+		ResponseType string       `json:"response_type"`
+		Text         string       `json:"text"`
+		Blocks       slack.Blocks `json:"blocks"`
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &answer) != nil {
 		sh.printf("(shell) the responder answered %d: %s\n", rec.Code, rec.Body.String())
@@ -138,70 +190,12 @@ func (sh *shell) command(args string) {
 	if text == "" {
 		text = bot.PlainText(answer.Text)
 	}
-	sh.printf("(only you) %s\n", indent(text))
-}
-
-// click finds the newest button with action_id (and value, if given) in
-// #shell and sends the block_actions payload Slack would.
-func (sh *shell) click(args []string) {
-	if len(args) == 0 || len(args) > 2 {
-		sh.printf("(shell) usage: click <action> [job], e.g. click retry\n")
+	if answer.ResponseType == slack.ResponseTypeInChannel {
+		sh.printf("#shell  %s\n", indent(text))
 		return
 	}
-	action, want := args[0], ""
-	if len(args) == 2 {
-		want = args[1]
-	}
-	msgs := sh.sims.slack.Messages(shellChannel)
-	for i := len(msgs) - 1; i >= 0; i-- {
-		blocks, _ := msgs[i].DecodeBlocks()
-		for _, b := range blocks {
-			ab, ok := b.(*slack.ActionBlock)
-			if !ok {
-				continue
-			}
-			for _, el := range ab.Elements.ElementSet {
-				btn, ok := el.(*slack.ButtonBlockElement)
-				if ok && btn.ActionID == action && (want == "" || btn.Value == want) {
-					sh.sendClick(msgs[i], ab.BlockID, btn)
-					return
-				}
-			}
-		}
-	}
-	if want != "" {
-		sh.printf("(shell) no message in #shell has a %q button for %s\n", action, want)
-		return
-	}
-	sh.printf("(shell) no message in #shell has a %q button\n", action)
-}
-
-func (sh *shell) sendClick(m slacktest.Message, blockID string, btn *slack.ButtonBlockElement) {
-	sh.mu.Lock()
-	sh.clicks++
-	n := sh.clicks
-	sh.mu.Unlock()
-	now := strconv.FormatFloat(float64(time.Now().UnixMicro())/1e6, 'f', 6, 64)
-	payload := map[string]any{
-		"type":       "block_actions",
-		"user":       map[string]any{"id": shellUser, "username": "you", "name": "you", "team_id": shellTeam},
-		"api_app_id": "ASHELL", "token": "shell", "trigger_id": "shell.trigger." + strconv.Itoa(n),
-		"container":  map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": false},
-		"team":       map[string]any{"id": shellTeam, "domain": "shell"},
-		"enterprise": nil, "is_enterprise_install": false,
-		"channel":      map[string]any{"id": m.Channel, "name": "shell"},
-		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "blocks": json.RawMessage(m.Blocks)},
-		"response_url": sh.sims.slack.ResponseURL("click-" + strconv.Itoa(n)),
-		"actions": []any{map[string]any{
-			"action_id": btn.ActionID, "block_id": blockID, "text": btn.Text, "value": btn.Value,
-			"type": "button", "action_ts": now,
-		}},
-	}
-	raw, _ := json.Marshal(payload)
-	rec := sh.post("/slack/interactions", []byte(url.Values{"payload": {string(raw)}}.Encode()))
-	if rec.Code != http.StatusOK {
-		sh.printf("(shell) the responder answered %d: %s\n", rec.Code, rec.Body.String())
-	}
+	sh.remember(who, answer.Blocks.BlockSet)
+	sh.printf("(only %s) %s\n", who.name, indent(text))
 }
 
 // postHook sends a webhook the way Gerrit would.

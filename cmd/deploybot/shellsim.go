@@ -12,6 +12,8 @@ import (
 
 	"github.com/seed-5eb4e92e/deploybot/backends/gerrit/gerrittest"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins/jenkinstest"
+	"github.com/seed-5eb4e92e/deploybot/backends/marathon/marathontest"
+	"github.com/seed-5eb4e92e/deploybot/backends/mesos/mesostest"
 	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot/slacktest"
 	"github.com/seed-5eb4e92e/deploybot/deploy"
@@ -23,18 +25,22 @@ var (
 	shellCI  = gerrittest.Account{ID: 1000098, Name: "CI Bot", Email: "ci@example.com", Username: "ci", ServiceUser: true}
 )
 
-// sims are the shell's stand-ins: Jenkins and Gerrit behind mutual TLS,
-// the development CA that issues their and the worker's certificates, and
-// Slack.
+// sims are the shell's stand-ins: Jenkins, Gerrit, Marathon and a Mesos
+// master behind mutual TLS, the development CA that issues their and the
+// worker's certificates, and Slack.
 type sims struct {
 	ca             *vault.DevCA
 	jenkins        *jenkinstest.Server
 	gerrit         *gerrittest.Server
 	gerritPassword string
+	marathon       *marathontest.Server
+	mesos          *mesostest.Server
 	slack          *slacktest.Server
 }
 
-func startSims(log *slog.Logger) (*sims, error) {
+// startSims starts the simulations; c is the config the shell runs, whose
+// services' builds leave images where their artifact settings look.
+func startSims(c *fileConfig, log *slog.Logger) (*sims, error) {
 	ca, err := vault.NewDevCA("deploybot-shell-worker", time.Hour, log)
 	if err != nil {
 		return nil, err
@@ -45,10 +51,13 @@ func startSims(log *slog.Logger) (*sims, error) {
 	}
 	password := randomHex()
 	return &sims{
-		ca:             ca,
-		jenkins:        jenkinstest.Start(jenkinstest.Options{QuietPolls: 1, ExecutorPolls: 2, BuildPolls: 4, Outcome: shellOutcome(), TLS: serverTLS}),
+		ca: ca,
+		jenkins: jenkinstest.Start(jenkinstest.Options{QuietPolls: 1, ExecutorPolls: 2, BuildPolls: 4,
+			Outcome: shellOutcome(), Finish: shellFinish(c), TLS: serverTLS}),
 		gerrit:         gerrittest.Start(gerrittest.Options{User: "deploybot", Password: password, Account: shellCI, TLS: serverTLS.Clone()}),
 		gerritPassword: password,
+		marathon:       marathontest.Start(marathontest.Options{DeployPolls: 2, TLS: serverTLS.Clone()}),
+		mesos:          mesostest.Start(mesostest.Options{TaskOutcome: shellTaskOutcome, HeartbeatInterval: time.Second, TLS: serverTLS.Clone()}),
 		slack:          slacktest.Start(shellToken),
 	}, nil
 }
@@ -56,6 +65,8 @@ func startSims(log *slog.Logger) (*sims, error) {
 func (s *sims) Close() {
 	s.jenkins.Close()
 	s.gerrit.Close()
+	s.marathon.Close()
+	s.mesos.Close()
 	s.slack.Close()
 }
 
@@ -66,8 +77,9 @@ type shellChange struct {
 }
 
 // configure points the config at the simulations, defines each service's
-// Jenkins job and a Gerrit change of yours in each service's project, and
-// uses redisURL (empty: embedded). It returns the changes by service.
+// Jenkins job, its Marathon apps and a Gerrit change of yours in each
+// service's project, and uses redisURL (empty: embedded). It returns the
+// changes by service.
 func (s *sims) configure(c *fileConfig, redisURL string) map[string]shellChange {
 	changes := map[string]shellChange{}
 	names := sortedKeys(c.Services)
@@ -77,6 +89,9 @@ func (s *sims) configure(c *fileConfig, redisURL string) map[string]shellChange 
 			params := []string{deploy.BuildJob{RefParam: svc.Build.RefParam}.RefParamName()}
 			for p := range svc.Build.Params {
 				params = append(params, p)
+			}
+			if svc.Artifact.From == deploy.FromParam && svc.Artifact.Param != "" {
+				params = append(params, svc.Artifact.Param) // set by the build itself
 			}
 			s.jenkins.AddJob(svc.Build.Job, params...)
 		}
@@ -94,10 +109,14 @@ func (s *sims) configure(c *fileConfig, redisURL string) map[string]shellChange 
 	}
 	c.Notices.Channel = shellChannel
 	s.slack.AddUser(shellUser, shellYou.Email)
+	s.slack.AddUser(shellAnn, "ann@example.com")
 	c.Slack = slackConfig{SigningSecret: randomHex(), BotToken: shellToken, APIURL: s.slack.URL, Interval: duration(200 * time.Millisecond)}
 	c.Jenkins = jenkinsConfig{URL: s.jenkins.URL, TLS: backendTLS{ClientCert: "vault"}}
 	c.Gerrit = gerritConfig{URL: s.gerrit.URL, User: "deploybot", Password: s.gerritPassword, TLS: backendTLS{ClientCert: "vault"},
 		CIAccounts: []string{shellCI.Username}}
+	c.Marathon = marathonConfig{URL: s.marathon.URL, TLS: backendTLS{ClientCert: "vault"}}
+	c.Mesos = mesosConfig{URL: s.mesos.URL, TLS: backendTLS{ClientCert: "vault"}}
+	addApps(s.marathon, c)
 	c.Hooks = hooksConfig{GerritSecret: randomHex(), JenkinsSecret: randomHex()}
 	c.Redis.URL = redisURL
 	if c.Redis.Prefix == "" {

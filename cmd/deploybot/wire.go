@@ -367,8 +367,6 @@ func (degraded) Degraded() bool { return true }
 
 func (d degraded) Unwrap() error { return d.error }
 
-// available is the command table for this config: the Gerrit commands
-// only when there is a Gerrit to talk to.
 // available are the commands this config can run: no recheck or submit
 // without Gerrit, no deploys without anything to deploy to.
 func available(c *fileConfig) []commands.Command {
