@@ -102,7 +102,11 @@ func statusLine(rec queue.Record) string {
 		return "☠️ *gave up*: " + plainWithMentions(rec.Error)
 	case queue.StateFailed:
 		if rec.Error != "" {
-			return "❌ *failed*: " + plainWithMentions(rec.Error)
+			s := "❌ *failed*"
+			if rec.LinkText != "" { // a deploy whose build passed and a later step failed
+				s += " " + build
+			}
+			return s + ": " + plainWithMentions(rec.Error)
 		}
 		emoji := "❌"
 		switch rec.Result {

@@ -125,7 +125,7 @@ func TestShellDeploys(t *testing.T) {
 		"`api` in \\*dev\\*: ✅ `registry.shell.example/api:1.0.0` — 2/2 healthy",
 		"`api` in \\*staging\\*: ✅ `registry.shell.example/api:main-3` — 2/2 healthy · since .* · deployed by @ann",
 		"`api` in \\*prod\\*: ✅ `registry.shell.example/api:main-1` — 2/2 healthy · since .* · deployed by @you",
-		"❌ \\*failed\\*: migrate failed \\(exit status 1\\), so api was not deployed to dev\\.",
+		"❌ \\*failed\\* #\\d+ \\(https:[^)]+\\): migrate failed \\(exit status 1\\), so api was not deployed to dev\\.",
 		`\(shell\) "bob" is not in #shell; try you or ann`,
 	}
 	for _, w := range wants {
