@@ -47,7 +47,10 @@ func CheckAppID(id string) error {
 			return fmt.Errorf("marathon: app id %q has an empty, . or .. segment", id)
 		}
 		for _, label := range strings.Split(seg, ".") {
-			if len(label) > maxLabelLen || !idLabelRE.MatchString(label) {
+			if len(label) > maxLabelLen {
+				return fmt.Errorf("marathon: bad app id %q: %q is longer than %d characters", id, label, maxLabelLen)
+			}
+			if !idLabelRE.MatchString(label) {
 				return fmt.Errorf("marathon: bad app id %q: segments are lowercase letters, digits, '-' and '.', not starting or ending with '-' or '.'", id)
 			}
 		}

@@ -143,6 +143,9 @@ func (l *loaded) checkTarget(at, env string, t targetCfg, apps map[string]string
 			l.warn(at+".step", "only blue-green deploys move in steps; a rolling deploy leaves that to Marathon's upgradeStrategy")
 		}
 	case deploy.BlueGreen:
+		if err := marathon.CheckAppID(t.App + "-" + marathon.ColourGreen); err != nil && marathon.CheckAppID(t.App) == nil {
+			l.bad(at+".app", "", "its blue/green colours %s-blue and %s-green are not valid app ids: %s", t.App, t.App, strings.TrimPrefix(err.Error(), "marathon: "))
+		}
 	default:
 		l.bad(at+".strategy", "", "%q is neither rolling nor blue-green", t.Strategy)
 	}

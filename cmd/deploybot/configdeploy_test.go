@@ -110,6 +110,8 @@ func TestCheckConfigDeploy(t *testing.T) {
 `, `deploybot.yaml:16:36: services.api.deploy.staging.verify_timeout: 45m0s is not shorter than worker.job_timeout (30m0s)`},
 		{"verify timeout not a duration", deployService + `      staging: {app: /api/staging, verify_timeout: soon}
 `, `deploybot.yaml:14: "soon" is not a duration such as 30s, 5m or 1h`},
+		{"a blue/green colour past Marathon's 63 characters", deployService + `      prod: {app: /api/` + strings.Repeat("p", 60) + `, strategy: blue-green}
+`, `deploybot.yaml:14:14: services.api.deploy.prod.app: its blue/green colours /api/` + strings.Repeat("p", 60) + `-blue`},
 		{"negative step", deployService + `      prod: {app: /api/prod, strategy: blue-green, step: -1}
 `, `deploybot.yaml:14:52: services.api.deploy.prod.step: may not be negative`},
 		{"misspelt target setting", deployService + `      prod: {app: /api/prod, verify_timout: 5m}
