@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/internal/endpoint"
 )
 
 // Config says which Gerrit to call and as whom. The zero value of each
@@ -59,32 +61,18 @@ const (
 // never follows redirects: a redirect could carry the basic-auth header to
 // another host, and Gerrit's REST API does not redirect.
 func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
-	base, err := url.Parse(cfg.URL)
+	base, err := endpoint.Base("gerrit", cfg.URL, "user and password")
 	if err != nil {
-		return nil, errors.New("gerrit: url is not a valid URL") // its text could carry a password
-	}
-	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
-		return nil, errors.New("gerrit: url must be an absolute http(s) URL")
-	}
-	if base.User != nil {
-		return nil, errors.New("gerrit: put credentials in user and password, not in the URL")
+		return nil, err
 	}
 	if cfg.Password != "" && cfg.User == "" {
 		return nil, errors.New("gerrit: password without user")
 	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
-	}
-	base.RawPath, base.RawQuery, base.Fragment = "", "", ""
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := endpoint.Client(hc, 30*time.Second)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: base, cfg: cfg, hc: &c, log: log.With("backend", "gerrit")}, nil
+	return &Client{base: base, cfg: cfg, hc: c, log: log.With("backend", "gerrit")}, nil
 }
 
 // HTTPError is a Gerrit answer with an unexpected status. Body is an excerpt

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/internal/endpoint"
 )
 
 // Config says which Jenkins to call and as whom.
@@ -61,32 +63,18 @@ type crumb struct {
 // not follow redirects, because Jenkins answers a merged build request with
 // 303 to the existing queue item.
 func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
-	base, err := url.Parse(cfg.URL)
+	base, err := endpoint.Base("jenkins", cfg.URL, "user and api_token")
 	if err != nil {
-		return nil, errors.New("jenkins: url is not a valid URL") // its text could carry a password
+		return nil, err
 	}
-	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
-		return nil, errors.New("jenkins: url must be an absolute http(s) URL")
-	}
-	if base.User != nil {
-		return nil, errors.New("jenkins: put credentials in user and api_token, not in the URL")
-	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
-	}
-	base.RawQuery, base.Fragment = "", ""
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	c := *hc
+	c := endpoint.Client(hc, 30*time.Second)
 	if c.Jar == nil {
 		c.Jar, _ = cookiejar.New(nil) // New never fails without options
 	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: base, cfg: cfg, hc: &c, log: log.With("backend", "jenkins")}, nil
+	return &Client{base: base, cfg: cfg, hc: c, log: log.With("backend", "jenkins")}, nil
 }
 
 // HTTPError is a Jenkins answer with an unexpected status. Body is an

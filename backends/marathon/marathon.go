@@ -24,8 +24,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/internal/endpoint"
 )
 
 // Config says which Marathon to call and how.
@@ -77,32 +78,18 @@ var ErrExists = errors.New("marathon: app already exists")
 // leader itself and only redirects the event stream, and a redirect could
 // carry the basic-auth header elsewhere.
 func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
-	base, err := url.Parse(cfg.URL)
+	base, err := endpoint.Base("marathon", cfg.URL, "user and password")
 	if err != nil {
-		return nil, errors.New("marathon: url is not a valid URL") // its text could carry a password
-	}
-	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
-		return nil, errors.New("marathon: url must be an absolute http(s) URL")
-	}
-	if base.User != nil {
-		return nil, errors.New("marathon: put credentials in user and password, not in the URL")
+		return nil, err
 	}
 	if cfg.Password != "" && cfg.User == "" {
 		return nil, errors.New("marathon: password without user")
 	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
-	}
-	base.RawPath, base.RawQuery, base.Fragment = "", "", ""
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c := endpoint.Client(hc, 30*time.Second)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{base: base, cfg: cfg, hc: &c, log: log.With("backend", "marathon")}, nil
+	return &Client{base: base, cfg: cfg, hc: c, log: log.With("backend", "marathon")}, nil
 }
 
 // reply is a successful answer.

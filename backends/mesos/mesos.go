@@ -22,6 +22,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/seed-5eb4e92e/deploybot/backends/internal/endpoint"
 )
 
 // Config says which Mesos to use and how the framework presents itself. The
@@ -111,23 +113,13 @@ const (
 // scheduler API docs suggest for calls. The subscription uses the same
 // transport without the timeout, since it stays open for the whole run.
 func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
-	base, err := url.Parse(cfg.URL)
+	base, err := endpoint.Base("mesos", cfg.URL, "principal and secret")
 	if err != nil {
-		return nil, errors.New("mesos: url is not a valid URL")
-	}
-	if base.Scheme != "http" && base.Scheme != "https" || base.Host == "" {
-		return nil, errors.New("mesos: url must be an absolute http(s) URL")
-	}
-	if base.User != nil {
-		return nil, errors.New("mesos: put credentials in principal and secret, not in the URL")
+		return nil, err
 	}
 	if cfg.Secret != "" && cfg.Principal == "" {
 		return nil, errors.New("mesos: secret without principal")
 	}
-	if !strings.HasSuffix(base.Path, "/") {
-		base.Path += "/"
-	}
-	base.RawPath, base.RawQuery, base.Fragment = "", "", ""
 	cfg.Role = orDefault(cfg.Role, "*")
 	cfg.FrameworkName = orDefault(cfg.FrameworkName, "deploybot")
 	cfg.User = orDefault(cfg.User, "root")
@@ -137,18 +129,14 @@ func New(cfg Config, hc *http.Client, log *slog.Logger) (*Client, error) {
 	if cfg.OfferTimeout <= 0 {
 		cfg.OfferTimeout = 5 * time.Minute
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 75 * time.Second}
-	}
-	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	calls, stream := *hc, *hc
-	calls.CheckRedirect, stream.CheckRedirect = noRedirect, noRedirect
+	calls := endpoint.Client(hc, 75*time.Second)
+	stream := *calls
 	stream.Timeout = 0
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		base: base, cfg: cfg, hc: &calls, stream: &stream, log: log.With("backend", "mesos"),
+		base: base, cfg: cfg, hc: calls, stream: &stream, log: log.With("backend", "mesos"),
 		retry: retryPolicy{min: 100 * time.Millisecond, max: 15 * time.Second, attempts: 10},
 	}, nil
 }
