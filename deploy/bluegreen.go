@@ -27,6 +27,7 @@ const (
 	stepBGNew     = "bg_new"
 	stepBGTarget  = "bg_target"
 	stepBGCreated = "bg_created"
+	stepBGAborted = "bg_aborted" // why: traffic is going back to the live colour
 	stepBGDone    = "bg_done"
 )
 
@@ -50,6 +51,12 @@ func (d *Deployer) blueGreen(ctx context.Context, t Target, req Request, artifac
 		res.Healthy = bg.target
 		return res, err
 	}
+	if why, err := steps.Get(ctx, stepBGAborted); err != nil || why != "" {
+		if err != nil {
+			return res, err
+		}
+		return res, d.abortBlueGreen(ctx, bg, why, report)
+	}
 	if err := d.createColour(ctx, t, req, artifact, bg, steps); err != nil {
 		return res, err
 	}
@@ -62,7 +69,11 @@ func (d *Deployer) blueGreen(ctx context.Context, t Target, req Request, artifac
 		if !errors.As(err, &late) || t.NoAutoRollback {
 			return res, err
 		}
-		return res, d.abortBlueGreen(ctx, bg, late, report)
+		why := fmt.Sprintf("The new version did not become healthy: %s.", late.Error())
+		if err := steps.Set(ctx, stepBGAborted, why); err != nil {
+			return res, err
+		}
+		return res, d.abortBlueGreen(ctx, bg, why, report)
 	}
 	if _, err := d.Colours.Delete(ctx, bg.liveID); err != nil && !errors.Is(err, marathon.ErrNotFound) {
 		return res, marathonFailure(err, bg.liveID, "remove")
@@ -83,6 +94,14 @@ type pair struct {
 // pair finds the live colour and the one to deploy, or reads them back
 // from an earlier run of the job.
 func (d *Deployer) pair(ctx context.Context, t Target, steps Steps) (pair, error) {
+	if created, err := steps.Get(ctx, stepBGCreated); err != nil || created != "" {
+		if err != nil {
+			return pair{}, err
+		}
+		// Either app may be gone by now (removed at the end, or in an
+		// abort): what the first run found is read back, not looked up.
+		return recordedPair(ctx, steps)
+	}
 	var bg pair
 	var err error
 	if bg.liveID, err = steps.Get(ctx, stepBGLive); err != nil {
@@ -115,8 +134,33 @@ func (d *Deployer) pair(ctx context.Context, t Target, steps Steps) (pair, error
 	if bg.liveDef, err = d.Colours.Definition(ctx, bg.liveID); err != nil {
 		return bg, marathonFailure(err, bg.liveID, "read")
 	}
-	if err := firstRun(ctx, steps, stepBGLive, bg.liveID, stepBGTarget, strconv.Itoa(bg.target), stepPrevious, bg.liveVersion, stepPreviousImage, bg.liveImage); err != nil {
+	if err := firstRun(ctx, steps, stepBGLive, bg.liveID, stepBGNew, bg.newID, stepBGTarget, strconv.Itoa(bg.target), stepPrevious, bg.liveVersion, stepPreviousImage, bg.liveImage); err != nil {
 		return bg, err
+	}
+	return bg, nil
+}
+
+// recordedPair is the pair as the job's first run recorded it.
+func recordedPair(ctx context.Context, steps Steps) (pair, error) {
+	var bg pair
+	var target string
+	for _, f := range []struct {
+		step string
+		to   *string
+	}{{stepBGLive, &bg.liveID}, {stepBGNew, &bg.newID}, {stepBGTarget, &target}, {stepPrevious, &bg.liveVersion}, {stepPreviousImage, &bg.liveImage}} {
+		v, err := steps.Get(ctx, f.step)
+		if err != nil {
+			return bg, err
+		}
+		*f.to = v
+	}
+	bg.target, _ = strconv.Atoi(target)
+	if bg.liveID == "" || bg.newID == "" || bg.target <= 0 {
+		return bg, &Failure{Msg: "This blue/green deploy's record is incomplete, so I can't tell which colour to follow; look at the apps in Marathon."}
+	}
+	bg.colour = marathon.ColourBlue
+	if strings.HasSuffix(bg.newID, "-"+marathon.ColourGreen) {
+		bg.colour = marathon.ColourGreen
 	}
 	return bg, nil
 }

@@ -83,6 +83,11 @@ type Request struct {
 	// SkipPreDeploy leaves out the pre-deploy tasks (a rollback does not
 	// migrate forward).
 	SkipPreDeploy bool
+	// Gate, when set, is asked just before the job first changes its
+	// environment — after the build, before any task or rollout — whether
+	// it still may: an environment locked during a long build stops the
+	// deploy there. Its error ends the deploy (a *Wait postpones it).
+	Gate func(ctx context.Context) error
 }
 
 // Result is how a deploy ended.
@@ -131,7 +136,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request, steps Steps, report 
 		return Result{}, err
 	}
 	report(Progress{Artifact: artifact})
-	if err := mark(ctx, steps, stepBegun); err != nil {
+	if err := d.begin(ctx, req, steps); err != nil {
 		return Result{}, err
 	}
 	if !req.SkipPreDeploy {
@@ -158,6 +163,21 @@ func Started(ctx context.Context, steps Steps) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// begin marks the job as changing its environment, once, after its Gate
+// lets it.
+func (d *Deployer) begin(ctx context.Context, req Request, steps Steps) error {
+	begun, err := Started(ctx, steps)
+	if err != nil || begun {
+		return err
+	}
+	if req.Gate != nil {
+		if err := req.Gate(ctx); err != nil {
+			return err
+		}
+	}
+	return mark(ctx, steps, stepBegun)
 }
 
 // mark records the time in step name, once.
@@ -201,11 +221,16 @@ func (d *Deployer) target(service, env string) (Pipeline, Target, error) {
 // artifact is what req deploys: the one it brings, the one recorded by an
 // earlier run of the job, or the one a new build makes.
 func (d *Deployer) artifact(ctx context.Context, p Pipeline, req Request, steps Steps, report func(Progress)) (string, error) {
-	if req.Artifact != "" {
-		return req.Artifact, CheckImage(req.Artifact)
-	}
+	// What an earlier run of the job deploys wins: a promotion run again
+	// must not pick up what its source environment runs by then.
 	if a, err := steps.Get(ctx, stepArtifact); err != nil || a != "" {
 		return a, err
+	}
+	if req.Artifact != "" {
+		if err := CheckImage(req.Artifact); err != nil {
+			return "", err
+		}
+		return req.Artifact, steps.Set(ctx, stepArtifact, req.Artifact)
 	}
 	if d.Builds == nil {
 		return "", &Failure{Msg: "deploybot has no Jenkins to build with."}

@@ -35,10 +35,11 @@ func (d *Deployer) Rollback(ctx context.Context, req Request, version string, st
 	if err := d.recordPrevious(ctx, cur, steps, &res); err != nil {
 		return res, err
 	}
-	for _, name := range []string{stepBegun, stepStarted} {
-		if err := mark(ctx, steps, name); err != nil {
-			return res, err
-		}
+	if err := d.begin(ctx, req, steps); err != nil {
+		return res, err
+	}
+	if err := mark(ctx, steps, stepStarted); err != nil {
+		return res, err
 	}
 	dep, err := d.rollbackOnce(ctx, t.App, Result{Previous: version}, steps)
 	if err != nil {

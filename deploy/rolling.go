@@ -33,6 +33,7 @@ const (
 	stepDeployment    = "marathon_deployment"
 	stepVersion       = "marathon_version"
 	stepRollback      = "rollback_deployment"
+	stepRollbackWhy   = "rollback_reason"
 )
 
 // rolling puts artifact on the target's app with Marathon's rolling
@@ -43,6 +44,13 @@ func (d *Deployer) rolling(ctx context.Context, t Target, req Request, artifact 
 	dep, err := d.putOnce(ctx, t.App, req, artifact, steps, &res)
 	if err != nil {
 		return res, err
+	}
+	// A job run again after it began rolling back goes on with that.
+	if why, err := steps.Get(ctx, stepRollbackWhy); err != nil || why != "" {
+		if err != nil {
+			return res, err
+		}
+		return res, d.rollBack(ctx, t.App, res, why, steps, report)
 	}
 	end, err := deadline(ctx, t, steps)
 	if err != nil {
@@ -264,6 +272,15 @@ func (d *Deployer) autoRollback(ctx context.Context, id string, res Result, late
 	if res.Previous == "" {
 		return &Failure{Msg: failed + " There was no earlier version to roll back to."}
 	}
+	if err := steps.Set(ctx, stepRollbackWhy, failed); err != nil {
+		return err
+	}
+	return d.rollBack(ctx, id, res, failed, steps, report)
+}
+
+// rollBack puts res.Previous back on app id, once, and follows it; failed
+// says why.
+func (d *Deployer) rollBack(ctx context.Context, id string, res Result, failed string, steps Steps, report func(Progress)) error {
 	report(Progress{Stage: "rolling back to " + describe(res.PreviousArtifact, res.Previous)})
 	dep, err := d.rollbackOnce(ctx, id, res, steps)
 	if err != nil {
@@ -305,11 +322,17 @@ func (d *Deployer) rollbackOnce(ctx context.Context, id string, res Result, step
 // undo — deploybot runs one deploy per app at a time — so it is stopped
 // and the rollback asked for again.
 func (d *Deployer) rollbackLocked(ctx context.Context, id, version string, steps Steps) (marathon.DeploymentResult, error) {
-	if cur, err := steps.Get(ctx, stepDeployment); err != nil || cur != "" {
-		if err != nil {
-			return marathon.DeploymentResult{}, err
+	cur, err := steps.Get(ctx, stepDeployment)
+	if err != nil {
+		return marathon.DeploymentResult{}, err
+	}
+	if cur != "" {
+		dep, err := d.Apps.CancelDeployment(ctx, cur, false)
+		if !errors.Is(err, marathon.ErrNotFound) {
+			return dep, err
 		}
-		return d.Apps.CancelDeployment(ctx, cur, false)
+		// Gone already: what holds the app is the rollback an earlier
+		// run of this job started and did not get to record.
 	}
 	if err := d.stopDeployments(ctx, id); err != nil {
 		return marathon.DeploymentResult{}, err

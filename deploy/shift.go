@@ -87,8 +87,7 @@ func (d *Deployer) colours(ctx context.Context, bg pair) (newApp, oldApp maratho
 
 // abortBlueGreen returns traffic to the live colour: it is scaled back to
 // its size, and the new app removed.
-func (d *Deployer) abortBlueGreen(ctx context.Context, bg pair, late *unhealthy, report func(Progress)) error {
-	failed := fmt.Sprintf("The new version did not become healthy: %s.", late.Error())
+func (d *Deployer) abortBlueGreen(ctx context.Context, bg pair, failed string, report func(Progress)) error {
 	report(Progress{Stage: "rolling back: traffic returns to " + bg.liveID})
 	// The deployments holding either app are this job's own steps; they
 	// are stopped, or Marathon refuses the scale and the delete.

@@ -72,16 +72,19 @@ func (r DeployRunner) Run(ctx context.Context, job queue.Job, steps *queue.Steps
 func (r DeployRunner) run(ctx context.Context, job queue.Job, steps *queue.Steps, report func(deploy.Progress)) (Outcome, error) {
 	req := job.Request
 	dr := deploy.Request{JobID: job.ID, User: job.User, Service: req.Service, Env: req.Env, Ref: req.Ref}
+	// A lock taken while the job built is honoured before it changes
+	// anything.
+	dr.Gate = func(ctx context.Context) error { return r.checkEnvLock(ctx, job) }
 	var res deploy.Result
 	var err error
 	switch req.Kind {
 	case "promote":
-		if dr.Artifact, err = r.promoted(ctx, job); err == nil {
+		if dr.Artifact, _, err = r.resolved(ctx, job, steps); err == nil {
 			res, err = r.Deployer.Deploy(ctx, dr, steps, report)
 		}
 	case "rollback":
 		var version string
-		if dr.Artifact, version, err = r.rollbackTarget(ctx, job); err == nil {
+		if dr.Artifact, version, err = r.resolved(ctx, job, steps); err == nil {
 			res, err = r.Deployer.Rollback(ctx, dr, version, steps, report)
 		}
 	default:

@@ -4,10 +4,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/seed-5eb4e92e/deploybot/deploy"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
+
+// Steps in which a promotion or rollback keeps what it resolved to.
+const (
+	stepResolved         = "resolved"
+	stepResolvedArtifact = "resolved_artifact"
+	stepResolvedVersion  = "resolved_version"
+)
+
+// resolved is what a promotion or rollback puts in place, worked out on
+// the job's first run and read back on later ones: by then the source
+// environment may run something else, and the rollback's own change has
+// moved what "the last deploy" is.
+func (r DeployRunner) resolved(ctx context.Context, job queue.Job, steps *queue.Steps) (artifact, version string, err error) {
+	if done, err := steps.Get(ctx, stepResolved); err != nil || done != "" {
+		if err != nil {
+			return "", "", err
+		}
+		if artifact, err = steps.Get(ctx, stepResolvedArtifact); err != nil {
+			return "", "", err
+		}
+		version, err = steps.Get(ctx, stepResolvedVersion)
+		return artifact, version, err
+	}
+	if job.Request.Kind == "rollback" {
+		artifact, version, err = r.rollbackTarget(ctx, job)
+	} else {
+		artifact, err = r.promoted(ctx, job)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	for _, kv := range [][2]string{{stepResolvedArtifact, artifact}, {stepResolvedVersion, version}, {stepResolved, "1"}} {
+		if err := steps.Set(ctx, kv[0], kv[1]); err != nil {
+			return "", "", err
+		}
+	}
+	return artifact, version, nil
+}
 
 // promoted is the artifact a promotion deploys: the one the deploy whose
 // Promote button was clicked put in place and verified, or, from the
@@ -72,6 +111,12 @@ func (r DeployRunner) lastDeploy(ctx context.Context, service, env, self string)
 	var liveJob string
 	if live, err := r.Deployer.Live(ctx, service, env); err == nil {
 		liveJob = live.Job
+	}
+	// The job whose version Marathon runs is the last deploy, whatever
+	// the order the jobs were asked in: one queued behind a lock runs
+	// after newer ones.
+	if i := slices.IndexFunc(recs, func(rec queue.Record) bool { return liveJob != "" && rec.Job.ID == liveJob && rec.Job.ID != self }); i > 0 {
+		recs = append([]queue.Record{recs[i]}, slices.Delete(slices.Clone(recs), i, i+1)...)
 	}
 	for _, rec := range recs {
 		if rec.Job.ID == self || rec.State != queue.StateSucceeded && rec.Job.ID != liveJob {
