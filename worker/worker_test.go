@@ -363,10 +363,12 @@ func TestShutdownHandsBackRunningJobs(t *testing.T) {
 func TestJobTimeout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, queue.Config{}, jenkinstest.Options{BuildPolls: 1 << 30})
-	e.wcfg.JobTimeout = 50 * time.Millisecond
+	// Long enough for the build to start under the race detector on a
+	// busy machine, so the message can link to it; it never finishes.
+	e.wcfg.JobTimeout = time.Second
 	e.start(t)
 	rec := e.waitFinal(t, e.enqueue(t, "main"))
-	if rec.State != queue.StateFailed || !strings.Contains(rec.Error, "Stopped following the job after 50ms") || !strings.Contains(rec.Error, "/job/api-build/1/") {
+	if rec.State != queue.StateFailed || !strings.Contains(rec.Error, "Stopped following the job after 1s") || !strings.Contains(rec.Error, "/job/api-build/1/") {
 		t.Fatalf("record = %+v", rec)
 	}
 }
