@@ -114,8 +114,32 @@ func (r *Responder) waitForLock(ctx context.Context, cb slack.InteractionCallbac
 }
 
 // queueClick writes a job a button asked for and tells the clicker.
+// maxClickAgain bounds how many times one button can start its job again
+// after the job it started failed.
+const maxClickAgain = 5
+
+// enqueueClick queues a button's job once per click, however often Slack
+// delivers it. A button whose job failed (a lock taken meanwhile, a
+// concurrent deploy refused, an unhealthy rollout) is not spent: the next
+// click queues the job again, once.
+func (r *Responder) enqueueClick(ctx context.Context, job queue.Job, dd queue.Dedupe) (queue.Enqueued, error) {
+	base := dd.Key
+	for range maxClickAgain {
+		res, err := r.enqueue(ctx, job, dd)
+		if err != nil || !res.Duplicate {
+			return res, err
+		}
+		rec, err := r.q.Record(ctx, res.ID)
+		if err != nil || (rec.State != queue.StateFailed && rec.State != queue.StateDead) {
+			return res, nil
+		}
+		dd.Key = base + ":after:" + res.ID
+	}
+	return r.enqueue(ctx, job, dd)
+}
+
 func (r *Responder) queueClick(ctx context.Context, job queue.Job, dd queue.Dedupe, tell func(string), log *slog.Logger) outcome {
-	res, err := r.enqueue(ctx, job, dd)
+	res, err := r.enqueueClick(ctx, job, dd)
 	if err != nil {
 		text, out := r.unavailable(err, log)
 		tell(text)

@@ -314,3 +314,38 @@ func TestWaitForLockClickRefusals(t *testing.T) {
 		t.Fatalf("refused clicks queued %d jobs", n)
 	}
 }
+
+// TestDeployClickAfterItsJobFailed: a button whose job failed (a lock was
+// taken before it ran, say) is not spent; the next click queues the job
+// again, once however often it is delivered.
+func TestDeployClickAfterItsJobFailed(t *testing.T) {
+	t.Parallel()
+	f, _ := newDeployFixture(t, deployPolicy(t))
+	ctx := context.Background()
+	src := finished(t, f.q, deployJob("staging", "U_DEV", time.Now()), live("prod"))
+	f.click(t, ActionPromote, src, "U_BOB", f.slack.ResponseURL("first"))
+	first := queuedJob(t, f, waitResponses(t, f, 1)[0])
+	rec, err := f.q.Record(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.State, rec.Error = queue.StateFailed, "Not started: prod is locked"
+	if err := f.q.Save(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	body := buttonClickBody(t, ActionPromote, src, "U_BOB", f.slack.ResponseURL("again"))
+	for range 2 {
+		if rec := f.do(t, "/slack/interactions", body, nil); rec.Code != http.StatusOK {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	if n := depth(t, f.q); n != 2 {
+		t.Fatalf("depth %d; want the failed promotion and one new one", n)
+	}
+	texts := waitResponses(t, f, 3)[1:]
+	sort.SliceStable(texts, func(i, j int) bool { return strings.HasPrefix(texts[i], "⏳ Queued") })
+	second := queuedJob(t, f, texts[0])
+	if second.ID == first.ID || second.Source != src || !strings.Contains(texts[1], "Already queued") || !strings.Contains(texts[1], second.ID) {
+		t.Fatalf("answers %q; want a new promotion, then a pointer to it", texts)
+	}
+}

@@ -109,7 +109,7 @@ func (r *Responder) unlock(ctx context.Context, w http.ResponseWriter, cmd slack
 		}
 		text += ")"
 	}
-	text += ". Deploys waiting for it start within a few seconds."
+	text += ". Deploys queued behind it start when they next look, within 15 seconds."
 	writeJSON(w, ephemeral{ResponseType: "in_channel", Text: text, Blocks: []slack.Block{section(text)}})
 	return "queued"
 }

@@ -203,9 +203,9 @@ func TestUnlock(t *testing.T) {
 		lifted                   bool
 	}{
 		{"by the holder", "U_ANN", "in_channel",
-			[]string{"🔓 <@U_ANN> unlocked *prod*. Deploys waiting for it start within a few seconds."}, true},
+			[]string{"🔓 <@U_ANN> unlocked *prod*. Deploys queued behind it start when they next look, within 15 seconds."}, true},
 		{"by someone else who may lock it", "U_BOB", "in_channel",
-			[]string{"🔓 <@U_BOB> unlocked *prod* (it was locked by <@U_ANN>: release &lt;freeze&gt;). Deploys waiting for it start within a few seconds."}, true},
+			[]string{"🔓 <@U_BOB> unlocked *prod* (it was locked by <@U_ANN>: release &lt;freeze&gt;). Deploys queued behind it start when they next look, within 15 seconds."}, true},
 		{"by someone who may not lock it", "U_DEV", "ephemeral",
 			[]string{"⛔ Not allowed: ", "`lock:prod`"}, false},
 	}

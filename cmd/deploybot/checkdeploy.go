@@ -214,6 +214,8 @@ func (l *loaded) checkArtifact(at string, a artifactCfg) {
 	case "", deploy.FromRef:
 		if a.Image == "" {
 			l.bad(at+".image", "", "required when the version is the ref (from: ref, the default): without it the ref itself would be run as an image")
+		} else {
+			l.warn(at+".from", "the image is tagged with the ref, which every build of a branch moves: Promote and Roll back may then run a later build than the one verified. A tag per build, read with from: param, description, artifact or file, avoids that")
 		}
 	case deploy.FromDescription, deploy.FromArtifact:
 	case deploy.FromParam:

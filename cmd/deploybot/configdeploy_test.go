@@ -193,6 +193,7 @@ func TestCheckConfigDeployWarnings(t *testing.T) {
 	all := strings.Join(warnings, "\n")
 	for _, want := range []string{
 		"deploybot.yaml:16:36: services.api.deploy.staging.step: only blue-green deploys move in steps",
+		"deploybot.yaml:13:5: services.api.artifact.from: the image is tagged with the ref, which every build of a branch moves",
 		"deploybot.yaml:19:5: services.web.pre_deploy: the service deploys nowhere, so its pre-deploy tasks never run",
 		"deploybot.yaml:6:3: marathon.password: a secret in the config file; prefer MARATHON_PASSWORD or password_file",
 	} {
