@@ -96,3 +96,31 @@ func TestRollbackFollowsWhatMarathonRuns(t *testing.T) {
 		t.Fatalf("rollback: %+v; staging runs %q; want %s back", rec, e.app(t, stagingApp).Image, newer.Artifact)
 	}
 }
+
+// TestPromoteDoesNotGoBackwards: Promote on an old message, or from an
+// environment rolled back since, would put an older build in prod than
+// prod runs; it is refused, and prod keeps what it runs.
+func TestPromoteDoesNotGoBackwards(t *testing.T) {
+	t.Parallel()
+	e := newDeployEnv(t, deploy.Target{})
+	e.start(t)
+	v1 := e.deployed(t, deployJob("U_ANN", "staging", "v1"))
+	e.deployed(t, promoteJob("U_ANN", "staging", "prod", v1.Job.ID))
+	v2 := e.deployed(t, deployJob("U_ANN", "staging", "v2"))
+	e.deployed(t, promoteJob("U_ANN", "staging", "prod", v2.Job.ID))
+
+	old := e.final(t, e.enqueue(t, promoteJob("U_BOB", "staging", "prod", v1.Job.ID)).ID)
+	if old.State != queue.StateFailed || !strings.Contains(old.Error, "promoting would go back") {
+		t.Fatalf("Promote on the old message: %+v", old)
+	}
+	if rb := e.final(t, e.enqueue(t, rollbackJob("U_ANN", "staging", "")).ID); rb.State != queue.StateSucceeded || rb.Artifact != v1.Artifact {
+		t.Fatalf("staging rollback: %+v", rb)
+	}
+	typed := e.final(t, e.enqueue(t, promoteJob("U_BOB", "staging", "prod", "")).ID)
+	if typed.State != queue.StateFailed || !strings.Contains(typed.Error, "promoting would go back") {
+		t.Fatalf("promote from the rolled-back staging: %+v", typed)
+	}
+	if got := e.app(t, prodApp).Image; got != v2.Artifact {
+		t.Fatalf("prod runs %q, want %q", got, v2.Artifact)
+	}
+}

@@ -15,6 +15,7 @@ const (
 	stepResolved         = "resolved"
 	stepResolvedArtifact = "resolved_artifact"
 	stepResolvedVersion  = "resolved_version"
+	stepResolvedSource   = "resolved_source" // the job whose artifact a promotion deploys
 )
 
 // resolved is what a promotion or rollback puts in place, worked out on
@@ -32,15 +33,16 @@ func (r DeployRunner) resolved(ctx context.Context, job queue.Job, steps *queue.
 		version, err = steps.Get(ctx, stepResolvedVersion)
 		return artifact, version, err
 	}
+	var source string
 	if job.Request.Kind == "rollback" {
 		artifact, version, err = r.rollbackTarget(ctx, job)
-	} else {
-		artifact, err = r.promoted(ctx, job)
+	} else if artifact, source, err = r.promoted(ctx, job); err == nil {
+		err = r.notBackwards(ctx, job, artifact, source)
 	}
 	if err != nil {
 		return "", "", err
 	}
-	for _, kv := range [][2]string{{stepResolvedArtifact, artifact}, {stepResolvedVersion, version}, {stepResolved, "1"}} {
+	for _, kv := range [][2]string{{stepResolvedArtifact, artifact}, {stepResolvedVersion, version}, {stepResolvedSource, source}, {stepResolved, "1"}} {
 		if err := steps.Set(ctx, kv[0], kv[1]); err != nil {
 			return "", "", err
 		}
@@ -51,30 +53,74 @@ func (r DeployRunner) resolved(ctx context.Context, job queue.Job, steps *queue.
 // promoted is the artifact a promotion deploys: the one the deploy whose
 // Promote button was clicked put in place and verified, or, from the
 // keyboard, the one that runs healthily in the environment promoted from.
-func (r DeployRunner) promoted(ctx context.Context, job queue.Job) (string, error) {
+func (r DeployRunner) promoted(ctx context.Context, job queue.Job) (artifact, source string, err error) {
 	req := job.Request
 	if job.Source != "" {
 		src, err := r.source(ctx, job.Source, req.Service)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if src.State != queue.StateSucceeded || src.Artifact == "" {
-			return "", &deploy.Failure{Msg: fmt.Sprintf("Job `%s` did not finish a deploy, so there is nothing verified to promote.", src.Job.ID)}
+			return "", "", &deploy.Failure{Msg: fmt.Sprintf("Job `%s` did not finish a deploy, so there is nothing verified to promote.", src.Job.ID)}
 		}
-		return src.Artifact, nil
+		return src.Artifact, src.Job.ID, nil
 	}
 	live, err := r.Deployer.Live(ctx, req.Service, req.From)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if live.Deploying || live.Healthy < live.Instances || live.Artifact == "" {
 		state := fmt.Sprintf("%d/%d healthy", live.Healthy, live.Instances)
 		if live.Deploying {
 			state += ", a deployment under way"
 		}
-		return "", &deploy.Failure{Msg: fmt.Sprintf("%s in %s is not settled and healthy (%s), so I won't promote what runs there.", req.Service, req.From, state)}
+		return "", "", &deploy.Failure{Msg: fmt.Sprintf("%s in %s is not settled and healthy (%s), so I won't promote what runs there.", req.Service, req.From, state)}
 	}
-	return live.Artifact, nil
+	return live.Artifact, live.Job, nil
+}
+
+// notBackwards refuses a promotion that would put in place an older build
+// than the one the environment runs: an old message's Promote button, or
+// a source environment rolled back since. A deploybot deploy built each
+// artifact; what cannot be traced to one is let through.
+func (r DeployRunner) notBackwards(ctx context.Context, job queue.Job, artifact, source string) error {
+	req := job.Request
+	live, err := r.Deployer.Live(ctx, req.Service, req.Env)
+	if err != nil || live.Job == "" || live.Artifact == artifact {
+		return nil
+	}
+	ours, ok := r.builtBy(ctx, source)
+	theirs, ok2 := r.builtBy(ctx, live.Job)
+	if !ok || !ok2 || !theirs.Job.CreatedAt.After(ours.Job.CreatedAt) {
+		return nil
+	}
+	return &deploy.Failure{Msg: fmt.Sprintf("%s runs `%s`, built by job `%s` after `%s` (job `%s`): promoting would go back. Roll back instead, or deploy the ref you want.",
+		req.Env, live.Artifact, theirs.Job.ID, artifact, ours.Job.ID)}
+}
+
+// builtBy is the deploy that built what job id put in place: the job
+// itself, or the deploy a promotion (of a promotion…) came from.
+func (r DeployRunner) builtBy(ctx context.Context, id string) (queue.Record, bool) {
+	for range 8 {
+		if id == "" {
+			return queue.Record{}, false
+		}
+		rec, err := r.State.Record(ctx, id)
+		if err != nil {
+			return rec, false
+		}
+		switch rec.Job.Request.Kind {
+		case "deploy":
+			return rec, true
+		case "promote":
+			if id = rec.Job.Source; id == "" {
+				id, _ = r.State.Steps(rec.Job.ID).Get(ctx, stepResolvedSource)
+			}
+		default:
+			return rec, false
+		}
+	}
+	return queue.Record{}, false
 }
 
 // rollbackTarget is what a rollback puts back: what ran before the last
