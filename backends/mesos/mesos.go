@@ -1,6 +1,7 @@
 // Package mesos runs one-off tasks on Apache Mesos — a schema migration in a
 // Docker image before a deploy — as a short-lived framework speaking the v1
-// scheduler HTTP API, and reads task state through the v1 operator API.
+// scheduler HTTP API, and reads the state of tasks and of the cluster
+// through the v1 operator API (GET_TASKS, GET_STATE).
 //
 // A run is idempotent by task ID: before launching, RunTask asks the master
 // whether it already knows the ID, so a job picked up again after its worker
@@ -104,7 +105,7 @@ const (
 	// with "application/json" as a plain string.
 	contentJSON  = "application/json"
 	maxRedirects = 3
-	maxJSONBody  = 128 << 20 // GET_TASKS lists every task the master keeps
+	maxJSONBody  = 128 << 20 // GET_TASKS and GET_STATE list every task the master keeps
 	maxErrorBody = 64 << 10
 )
 

@@ -17,6 +17,7 @@ type wireTask struct {
 	AgentID     id           `json:"agent_id"`
 	State       string       `json:"state"`
 	Statuses    []wireStatus `json:"statuses"`
+	Labels      *labels      `json:"labels"`
 }
 
 type getTasks struct {
@@ -37,17 +38,9 @@ type getTasks struct {
 // unknown again. When several tasks have the ID (one dropped before launch,
 // one run again), a live one wins, then the most recent.
 func (c *Client) Task(ctx context.Context, taskID string) (TaskStatus, bool, error) {
-	resp, _, err := c.post(ctx, c.hc, c.base, operatorPath, []byte(`{"type":"GET_TASKS"}`), "")
-	if err != nil {
-		return TaskStatus{}, false, err
-	}
-	defer drain(resp)
-	if resp.StatusCode != http.StatusOK {
-		return TaskStatus{}, false, c.httpError(resp)
-	}
 	var out getTasks
-	if err := decodeBody(resp.Body, &out); err != nil {
-		return TaskStatus{}, false, fmt.Errorf("mesos: GET_TASKS: %w", err)
+	if err := c.operator(ctx, "GET_TASKS", &out); err != nil {
+		return TaskStatus{}, false, err
 	}
 	g := out.GetTasks
 	var best TaskStatus
@@ -64,6 +57,29 @@ func (c *Client) Task(ctx context.Context, taskID string) (TaskStatus, bool, err
 		}
 	}
 	return best, found, nil
+}
+
+// operator makes an operator API call that takes no arguments (GET_TASKS,
+// GET_STATE) on the leading master and decodes its answer into out.
+func (c *Client) operator(ctx context.Context, callType string, out any) error {
+	body, err := json.Marshal(struct {
+		Type string `json:"type"`
+	}{callType})
+	if err != nil {
+		return fmt.Errorf("mesos: %s: %w", callType, err)
+	}
+	resp, _, err := c.post(ctx, c.hc, c.base, operatorPath, body, "")
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return c.httpError(resp)
+	}
+	if err := decodeBody(resp.Body, out); err != nil {
+		return fmt.Errorf("mesos: %s: %w", callType, err)
+	}
+	return nil
 }
 
 // better prefers a live task to an ended one, then the newer.

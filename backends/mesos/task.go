@@ -103,8 +103,10 @@ type TaskStatus struct {
 // Terminal reports whether the task has ended, with the states Mesos itself
 // treats as terminal (isTerminalState in src/common/protobuf_utils.cpp).
 // TASK_UNREACHABLE and TASK_UNKNOWN are not: the task may still be running.
-func (s TaskStatus) Terminal() bool {
-	switch s.State {
+func (s TaskStatus) Terminal() bool { return terminalState(s.State) }
+
+func terminalState(state string) bool {
+	switch state {
 	case "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
 		"TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR":
 		return true

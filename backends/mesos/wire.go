@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 )
 
 // The JSON forms of the v1 protobuf messages this package sends and reads
@@ -27,6 +28,31 @@ func (i *id) String() string {
 		return ""
 	}
 	return i.Value
+}
+
+// double is a protobuf double. Mesos writes it as a JSON number; proto3's
+// JSON mapping also allows a string ("1717430402.07", "NaN", "Infinity"),
+// which Mesos's own parser accepts too (stout's protobuf.hpp), so both are
+// read.
+type double float64
+
+func (d *double) UnmarshalJSON(raw []byte) error {
+	s := string(raw)
+	if s == "null" {
+		return nil
+	}
+	if len(s) > 0 && s[0] == '"' {
+		var err error
+		if s, err = strconv.Unquote(s); err != nil {
+			return fmt.Errorf("double %s: %w", raw, err)
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("double %s: not a number", raw)
+	}
+	*d = double(f)
+	return nil
 }
 
 type scalar struct {
@@ -64,22 +90,22 @@ type offer struct {
 }
 
 type wireStatus struct {
-	TaskID     id      `json:"task_id"`
-	State      string  `json:"state"`
-	Message    string  `json:"message"`
-	Source     string  `json:"source"`
-	Reason     string  `json:"reason"`
-	AgentID    *id     `json:"agent_id"`
-	ExecutorID *id     `json:"executor_id"`
-	Timestamp  float64 `json:"timestamp"`
-	UUID       string  `json:"uuid"`
+	TaskID     id     `json:"task_id"`
+	State      string `json:"state"`
+	Message    string `json:"message"`
+	Source     string `json:"source"`
+	Reason     string `json:"reason"`
+	AgentID    *id    `json:"agent_id"`
+	ExecutorID *id    `json:"executor_id"`
+	Timestamp  double `json:"timestamp"`
+	UUID       string `json:"uuid"`
 }
 
 func (w wireStatus) status(frameworkID string) TaskStatus {
 	return TaskStatus{
 		TaskID: w.TaskID.Value, State: w.State, Message: w.Message, Reason: w.Reason, Source: w.Source,
 		AgentID: w.AgentID.String(), ExecutorID: w.ExecutorID.String(), FrameworkID: frameworkID,
-		ExitCode: exitCode(w.Message), Timestamp: w.Timestamp, UUID: w.UUID,
+		ExitCode: exitCode(w.Message), Timestamp: float64(w.Timestamp), UUID: w.UUID,
 	}
 }
 

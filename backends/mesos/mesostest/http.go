@@ -80,19 +80,26 @@ func plainError(w http.ResponseWriter, status int, msg string) {
 	_, _ = io.WriteString(w, msg)
 }
 
-// operator serves the operator API calls RunTask uses.
+// operator serves the operator API calls the client makes: GET_TASKS
+// (RunTask) and GET_STATE (status).
 func (s *Server) operator(w http.ResponseWriter, body []byte) {
 	var c struct {
 		Type string `json:"type"`
 	}
 	_ = json.Unmarshal(body, &c)
-	if c.Type != "GET_TASKS" {
-		plainError(w, http.StatusNotImplemented, "mesostest: only GET_TASKS is simulated")
+	var out map[string]any
+	s.mu.Lock()
+	switch c.Type {
+	case "GET_TASKS":
+		out = s.getTasks()
+	case "GET_STATE":
+		out = s.getState()
+	}
+	s.mu.Unlock()
+	if out == nil {
+		plainError(w, http.StatusNotImplemented, "mesostest: only GET_TASKS and GET_STATE are simulated")
 		return
 	}
-	s.mu.Lock()
-	out := s.getTasks()
-	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }

@@ -1,9 +1,9 @@
 // Package mesostest is a simulated Mesos master for tests and for
 // `deploybot shell`. It speaks the v1 scheduler API (/api/v1/scheduler: a
 // SUBSCRIBE answered with a RecordIO stream of JSON events, calls answered
-// 202) and the v1 operator API's GET_TASKS (/api/v1), with events and
-// answers built from payloads recorded from Mesos's documentation and
-// source (testdata/, sources in testdata/SOURCES.md).
+// 202) and the v1 operator API's GET_TASKS and GET_STATE (/api/v1), with
+// events and answers built from payloads recorded from Mesos's
+// documentation and source (testdata/, sources in testdata/SOURCES.md).
 //
 // It simulates what a one-task framework meets: offers from agents, offers
 // rescinded, LAUNCH_GROUP validated like the master does (duplicate task

@@ -219,3 +219,52 @@ func TestRedirectAndAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestGetStateIdle: before any framework subscribed, GET_STATE lists the
+// agents and, like the master, every list even when it is empty; the
+// recorded other framework and its completed task stay as history.
+func TestGetStateIdle(t *testing.T) {
+	t.Parallel()
+	s := Start(Options{Agents: []Agent{{CPUs: 8, MemMB: 16384, DiskMB: 1000}}})
+	defer s.Close()
+	resp := post(t, s.URL+"api/v1", "application/json", "", []byte(`{"type":"GET_STATE"}`))
+	defer resp.Body.Close()
+	var out struct {
+		Type     string `json:"type"`
+		GetState struct {
+			GetTasks      map[string][]json.RawMessage `json:"get_tasks"`
+			GetExecutors  map[string][]json.RawMessage `json:"get_executors"`
+			GetFrameworks map[string][]json.RawMessage `json:"get_frameworks"`
+			GetAgents     struct {
+				Agents []struct {
+					AgentInfo struct {
+						ID       idJSON         `json:"id"`
+						Hostname string         `json:"hostname"`
+						Res      []resourceJSON `json:"resources"`
+					} `json:"agent_info"`
+				} `json:"agents"`
+				Recovered []json.RawMessage `json:"recovered_agents"`
+			} `json:"get_agents"`
+		} `json:"get_state"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Type != "GET_STATE" {
+		t.Fatalf("GET_STATE: %d %v %+v", resp.StatusCode, err, out)
+	}
+	g := out.GetState
+	for _, k := range []string{"tasks", "unreachable_tasks", "completed_tasks"} {
+		if _, ok := g.GetTasks[k]; !ok {
+			t.Errorf("get_tasks has no %q", k)
+		}
+	}
+	if len(g.GetTasks["tasks"]) != 0 || len(g.GetTasks["completed_tasks"]) != 1 || len(g.GetExecutors["executors"]) != 0 ||
+		len(g.GetFrameworks["frameworks"]) != 1 || g.GetFrameworks["completed_frameworks"] == nil {
+		t.Errorf("idle state: %+v", g)
+	}
+	agents := g.GetAgents.Agents
+	if len(agents) != 1 || agents[0].AgentInfo.ID.Value != s.AgentIDs()[0] || agents[0].AgentInfo.Hostname != "agent-1.example.com" {
+		t.Fatalf("agents %+v", agents)
+	}
+	if cpus, mem, disk := scalars(agents[0].AgentInfo.Res); cpus != 8 || mem != 16384 || disk != 1000 {
+		t.Errorf("agent resources %v %v %v", cpus, mem, disk)
+	}
+}

@@ -246,7 +246,7 @@ func (s *Server) attach(st *stream, c *schedCall) *framework {
 		}
 	}
 	s.subs = append(s.subs, sub)
-	fw.user, fw.stream, fw.suppressed = info.User, st, len(c.Subscribe.SuppressedRoles) > 0
+	fw.user, fw.name, fw.stream, fw.suppressed = info.User, info.Name, st, len(c.Subscribe.SuppressedRoles) > 0
 	fw.offers = map[string]*offerState{} // offers of an old connection are gone
 	ev := template("subscribed.json")
 	sub0 := ev["subscribed"].(map[string]any)

@@ -11,7 +11,7 @@ type agent struct {
 }
 
 type framework struct {
-	id, user       string
+	id, user, name string
 	partitionAware bool
 	stream         *stream // nil while disconnected
 	removed        bool
