@@ -88,8 +88,9 @@ func HistoryMessage(service, env string, recs []queue.Record, now time.Time) []s
 	return blocks
 }
 
-// LiveMessage says what runs where, as Marathon said.
-func LiveMessage(apps []queue.LiveApp, now time.Time) []slack.Block {
+// LiveMessage says what runs where, as Marathon said, then which one-off
+// tasks run on Mesos, or in one line why Mesos could not tell (tasksError).
+func LiveMessage(apps []queue.LiveApp, tasks []queue.LiveTask, tasksError string, now time.Time) []slack.Block {
 	blocks := []slack.Block{section("*What runs where*")}
 	for _, a := range apps {
 		blocks = append(blocks, section(liveLine(a, now)))
@@ -97,7 +98,30 @@ func LiveMessage(apps []queue.LiveApp, now time.Time) []slack.Block {
 	if len(apps) == 0 {
 		blocks = append(blocks, section("Nothing is deployed anywhere."))
 	}
+	for _, t := range tasks {
+		blocks = append(blocks, section(liveTaskLine(t, now)))
+	}
+	if tasksError != "" {
+		blocks = append(blocks, section("• ⚠️ "+plainWithMentions(tasksError)))
+	}
 	return blocks
+}
+
+// liveTaskLine is a one-off task that has not ended: "⏳ `migrate` of
+// `api` in *staging* — running since 3m05s ago · job `…` · @ann".
+func liveTaskLine(t queue.LiveTask, now time.Time) string {
+	state := strings.ToLower(strings.TrimPrefix(t.State, "TASK_"))
+	s := fmt.Sprintf("• ⏳ `%s` of `%s` in *%s* — %s", escape(t.Task), escape(t.Service), escape(t.Env), escape(state))
+	if !t.Since.IsZero() {
+		s += " since " + shortDuration(now.Sub(t.Since)) + " ago"
+	}
+	if t.Job != "" {
+		s += " · job `" + escape(t.Job) + "`"
+	}
+	if t.User != "" {
+		s += fmt.Sprintf(" · <@%s>", escape(t.User))
+	}
+	return s
 }
 
 func liveLine(a queue.LiveApp, now time.Time) string {

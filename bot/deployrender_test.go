@@ -194,6 +194,25 @@ func TestLiveMessageGolden(t *testing.T) {
 			User: "U0ANN", Job: "01KAQ1B2C3D4E5F6G7H8J9K0M1", Healthy: 4, Running: 4, Instances: 4, Lock: &lock},
 		{Service: "web", Env: "prod", App: "/platform/web", Artifact: "registry.example.com/web:3.1.0", Healthy: 0, Running: 0, Instances: 0},
 	}
-	golden(t, filepath.Join("golden", "live-api.json"), blocksJSON(t, LiveMessage(apps, t0)))
-	golden(t, filepath.Join("golden", "live-empty.json"), blocksJSON(t, LiveMessage(nil, t0)))
+	golden(t, filepath.Join("golden", "live-api.json"), blocksJSON(t, LiveMessage(apps, nil, "", t0)))
+	golden(t, filepath.Join("golden", "live-empty.json"), blocksJSON(t, LiveMessage(nil, nil, "", t0)))
+}
+
+// TestLiveMessageTasksGolden: after the environments, the one-off tasks
+// Mesos says are running; when Mesos cannot be asked, one line says so.
+func TestLiveMessageTasksGolden(t *testing.T) {
+	t.Parallel()
+	apps := []queue.LiveApp{
+		{Service: "api", Env: "staging", App: "/platform/api-staging", Artifact: testArtifact, Since: t0.Add(-20 * time.Minute),
+			User: "U0BOB", Healthy: 2, Running: 2, Instances: 2},
+		{Service: "api", Env: "prod", App: "/platform/api", Artifact: previousArtifact, Since: t0.Add(-125 * time.Minute),
+			User: "U0ANN", Healthy: 4, Running: 4, Instances: 4},
+	}
+	tasks := []queue.LiveTask{
+		{Service: "api", Env: "staging", Task: "migrate", State: "TASK_RUNNING", Job: "01KAQ1B2C3D4E5F6G7H8J9K0M1", User: "U0BOB", Since: t0.Add(-185 * time.Second)},
+		{Service: "api", Env: "prod", Task: "seed <data>", State: "TASK_UNREACHABLE", Job: "01KAQ1B2C3D4E5F6G7H8J9K0M2", User: "U0ANN"},
+	}
+	golden(t, filepath.Join("golden", "live-api-tasks.json"), blocksJSON(t, LiveMessage(apps, tasks, "", t0)))
+	golden(t, filepath.Join("golden", "live-api-no-mesos.json"),
+		blocksJSON(t, LiveMessage(apps[:1], nil, "Mesos could not be asked about one-off tasks just now.", t0)))
 }

@@ -77,7 +77,7 @@ func TestStatusAsksWhatRunsWhere(t *testing.T) {
 	f, _ := newDeployFixture(t, deployPolicy(t))
 	a := f.command(t, "status api", "U_NOBODY", "ephemeral")
 	if s := sectionTexts(t, a); len(s) != 2 || s[0] != "*Recent jobs for `api`*\nNo jobs yet." ||
-		s[1] != "_Asking Marathon what runs where; the answer follows here._" {
+		s[1] != "_Asking Marathon and Mesos what runs where; the answer follows here._" {
 		t.Fatalf("status answered %q", s)
 	}
 	f.command(t, "status api", "U_NOBODY", "ephemeral") // asked again at once: one lookup

@@ -36,7 +36,7 @@ func (r *Reporter) Report(ctx context.Context, rec queue.Record) (string, error)
 		// has no message of its own; whoever asked hears about a failure,
 		// and gets what a status lookup found.
 		if rec.State == queue.StateSucceeded && len(rec.Live) > 0 && rec.Job.ResponseURL != "" {
-			blocks := LiveMessage(rec.Live, time.Now())
+			blocks := LiveMessage(rec.Live, rec.LiveTasks, rec.LiveTasksError, time.Now())
 			msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: "What runs where", Blocks: &slack.Blocks{BlockSet: blocks}}
 			if err := r.slack.FollowUp(ctx, rec.Job.ResponseURL, msg); err != nil {
 				r.log.Warn("follow-up failed", "job_id", rec.Job.ID, "err", err)

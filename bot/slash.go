@@ -168,7 +168,7 @@ func (r *Responder) status(ctx context.Context, w http.ResponseWriter, cmd slack
 		job := queue.Job{Request: commands.Request{Kind: "live", Service: req.Service}, User: cmd.UserID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now()}
 		dd := queue.Dedupe{Key: dedupeKey("live", cmd.TeamID, cmd.UserID, req.Service), TTL: r.cfg.DedupeWindow}
 		if _, err := r.enqueue(ctx, job, dd); err == nil {
-			blocks = append(blocks, section("_Asking Marathon what runs where; the answer follows here._"))
+			blocks = append(blocks, section("_Asking Marathon and Mesos what runs where; the answer follows here._"))
 		} else {
 			log.Warn("could not queue the live status", "err", err)
 		}

@@ -10,10 +10,12 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/backends/mesos"
 )
 
-// Tasks runs one-off tasks to their end. *mesos.Client satisfies it.
+// Tasks runs one-off tasks to their end, and says which run now.
+// *mesos.Client satisfies it.
 type Tasks interface {
 	RunTask(ctx context.Context, spec mesos.TaskSpec, report func(mesos.TaskStatus)) (mesos.TaskStatus, error)
 	SandboxURL(s mesos.TaskStatus) string
+	State(ctx context.Context) (mesos.State, error)
 }
 
 // preDeploy runs the pipeline's tasks in order, each once: the task ID is
@@ -69,8 +71,8 @@ func (d *Deployer) runTask(ctx context.Context, t Task, req Request, artifact st
 }
 
 // taskSpec is the Mesos task of t for req: its ID is stable across runs of
-// the job, and DEPLOY_ENV and DEPLOY_ARTIFACT tell it what is deployed
-// where.
+// the job, DEPLOY_ENV and DEPLOY_ARTIFACT tell it what is deployed where,
+// and its labels tell /deploy status whose task it is.
 func taskSpec(t Task, req Request, artifact string) mesos.TaskSpec {
 	env := maps.Clone(t.Env)
 	if env == nil {
@@ -89,7 +91,10 @@ func taskSpec(t Task, req Request, artifact string) mesos.TaskSpec {
 		Env:     env,
 		CPUs:    t.CPUs,
 		MemMB:   t.MemMB,
-		Labels:  map[string]string{LabelJob: req.JobID, LabelUser: req.User},
+		Labels: map[string]string{
+			LabelJob: req.JobID, LabelUser: req.User,
+			LabelService: req.Service, LabelEnv: req.Env, LabelTask: t.Name,
+		},
 	}
 }
 

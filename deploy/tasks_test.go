@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -168,8 +169,10 @@ func checkLaunched(t *testing.T, lt mesostest.LaunchedTask, artifact string) {
 			t.Errorf("task env %s = %q, want %q", k, lt.Env[k], v)
 		}
 	}
-	if lt.Labels[deploy.LabelJob] != req.JobID || lt.Labels[deploy.LabelUser] != req.User {
-		t.Errorf("task labels %v; want the job and the user", lt.Labels)
+	wantLabels := map[string]string{deploy.LabelJob: req.JobID, deploy.LabelUser: req.User,
+		deploy.LabelService: "api", deploy.LabelEnv: "staging", deploy.LabelTask: "migrate"}
+	if !maps.Equal(lt.Labels, wantLabels) {
+		t.Errorf("task labels %v; want %v", lt.Labels, wantLabels)
 	}
 	if !strings.Contains(lt.TaskID, strings.ToLower(req.JobID)) || !strings.HasSuffix(lt.TaskID, "-migrate") {
 		t.Errorf("task id %q does not name the job and the task", lt.TaskID)

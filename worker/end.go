@@ -27,7 +27,7 @@ func (r *run) finish(ctx context.Context, out Outcome) {
 		mergeLink(&r.rec.Links, queue.Link{Kind: l.Kind, Text: l.Text, URL: l.URL})
 	}
 	r.rec.PromoteTo = out.PromoteTo
-	r.rec.Live = out.Live
+	r.rec.Live, r.rec.LiveTasks, r.rec.LiveTasksError = out.Live, out.LiveTasks, out.LiveTasksError
 	r.rec.Stage = ""
 	r.rec.Finished = r.p.now()
 	r.save(ctx)

@@ -28,12 +28,18 @@ func (e *deployEnv) liveRunner() worker.LiveRunner {
 
 func (e *deployEnv) live(t *testing.T, service string) []queue.LiveApp {
 	t.Helper()
+	return e.liveOutcome(t, service).Live
+}
+
+// liveOutcome is what a status job of service found.
+func (e *deployEnv) liveOutcome(t *testing.T, service string) worker.Outcome {
+	t.Helper()
 	job := queue.Job{ID: queue.NewID(time.Now()), Request: commands.Request{Kind: "live", Service: service}, User: "U_DAN"}
 	out, err := e.liveRunner().Run(context.Background(), job, e.q.Steps(job.ID), func(deploy.Progress) {})
 	if err != nil || !out.Succeeded || out.Result != "LISTED" {
 		t.Fatalf("live: %+v, %v", out, err)
 	}
-	return out.Live
+	return out
 }
 
 // sameLive compares what live found with want: Since as an instant, the

@@ -49,8 +49,12 @@ type Outcome struct {
 	Artifact  string
 	Links     []deploy.Link
 	PromoteTo string
-	// Live is what a status job found running where.
-	Live []queue.LiveApp
+	// Live is what a status job found running where; LiveTasks the
+	// one-off tasks running on Mesos, or LiveTasksError why it could not
+	// tell.
+	Live           []queue.LiveApp
+	LiveTasks      []queue.LiveTask
+	LiveTasksError string
 }
 
 // Runner runs one kind of job (one command's Kind).

@@ -298,6 +298,8 @@ func TestRecordsAndRecent(t *testing.T) {
 	}
 	rec.State, rec.Stage, rec.Link, rec.LinkText = queue.StateRunning, "building", "http://j/job/api/7/", "#7"
 	rec.Channel, rec.MessageTS, rec.Started = "C1", "1700000000.000100", base
+	task := queue.LiveTask{Service: "api", Env: "staging", Task: "migrate", State: "TASK_RUNNING", Job: ids[3], User: "U9", Since: base.UTC()}
+	rec.LiveTasks, rec.LiveTasksError = []queue.LiveTask{task}, "Mesos could not be asked."
 	if err := q.Save(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +311,8 @@ func TestRecordsAndRecent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back.Stage != "building" || back.LinkText != "#7" || back.MessageTS != rec.MessageTS ||
-		back.RetriedAs != ids[3] || back.RetriedBy != "U9" || back.Started.UnixMilli() != base.UnixMilli() {
+		back.RetriedAs != ids[3] || back.RetriedBy != "U9" || back.Started.UnixMilli() != base.UnixMilli() ||
+		len(back.LiveTasks) != 1 || back.LiveTasks[0] != task || back.LiveTasksError != rec.LiveTasksError {
 		t.Fatalf("record round trip = %+v", back)
 	}
 	if _, err := q.Record(ctx, "not-an-id"); !errors.Is(err, queue.ErrNotFound) {

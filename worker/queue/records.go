@@ -48,8 +48,12 @@ type Record struct {
 	Artifact string
 	// PromoteTo is where the job's Promote button deploys its artifact.
 	PromoteTo string
-	// Live is what a status job found running where.
-	Live []LiveApp
+	// Live is what a status job found running where; LiveTasks the
+	// one-off tasks it found running on Mesos, or LiveTasksError why it
+	// could not tell (safe for Slack).
+	Live           []LiveApp
+	LiveTasks      []LiveTask
+	LiveTasksError string
 	// Result is the backend's verdict on a finished job, e.g. "FAILURE".
 	Result string
 	// Error is a message about what went wrong, safe to show in Slack.
@@ -68,24 +72,26 @@ type Record struct {
 func (r Record) fields() map[string]any {
 	body, _ := json.Marshal(r.Job) // Job has only marshalable fields
 	return map[string]any{
-		"job":        string(body),
-		"state":      string(r.State),
-		"stage":      r.Stage,
-		"link":       r.Link,
-		"link_text":  r.LinkText,
-		"links":      marshalJSON(r.Links),
-		"artifact":   r.Artifact,
-		"promote_to": r.PromoteTo,
-		"live":       marshalJSON(r.Live),
-		"result":     r.Result,
-		"error":      r.Error,
-		"channel":    r.Channel,
-		"ts":         r.MessageTS,
-		"retried_as": r.RetriedAs,
-		"retried_by": r.RetriedBy,
-		"created":    formatMillis(r.Created),
-		"started":    formatMillis(r.Started),
-		"finished":   formatMillis(r.Finished),
+		"job":              string(body),
+		"state":            string(r.State),
+		"stage":            r.Stage,
+		"link":             r.Link,
+		"link_text":        r.LinkText,
+		"links":            marshalJSON(r.Links),
+		"artifact":         r.Artifact,
+		"promote_to":       r.PromoteTo,
+		"live":             marshalJSON(r.Live),
+		"live_tasks":       marshalJSON(r.LiveTasks),
+		"live_tasks_error": r.LiveTasksError,
+		"result":           r.Result,
+		"error":            r.Error,
+		"channel":          r.Channel,
+		"ts":               r.MessageTS,
+		"retried_as":       r.RetriedAs,
+		"retried_by":       r.RetriedBy,
+		"created":          formatMillis(r.Created),
+		"started":          formatMillis(r.Started),
+		"finished":         formatMillis(r.Finished),
 	}
 }
 
@@ -118,6 +124,21 @@ type LiveApp struct {
 	Error string `json:"error,omitempty"`
 }
 
+// LiveTask is one of deploybot's one-off tasks that Mesos had not seen end
+// when a status job asked.
+type LiveTask struct {
+	Service string `json:"service"`
+	Env     string `json:"env"`
+	// Task is its name in the pipeline, "migrate".
+	Task string `json:"task"`
+	// State is Mesos's, "TASK_RUNNING".
+	State string `json:"state"`
+	// Job and User are the job that launched it and who asked for that.
+	Job   string    `json:"job,omitempty"`
+	User  string    `json:"user,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
 func parseRecord(id string, m map[string]string) (Record, error) {
 	if len(m) == 0 {
 		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -138,6 +159,10 @@ func parseRecord(id string, m map[string]string) (Record, error) {
 	if raw := m["live"]; raw != "" {
 		_ = json.Unmarshal([]byte(raw), &r.Live) // shown only; a bad list shows none
 	}
+	if raw := m["live_tasks"]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &r.LiveTasks)
+	}
+	r.LiveTasksError = m["live_tasks_error"]
 	r.Result = m["result"]
 	r.Error = m["error"]
 	r.Channel = m["channel"]
