@@ -28,14 +28,14 @@ func (d *Deployer) Rollback(ctx context.Context, req Request, version string, st
 	if res.PreviousArtifact, res.Previous, err = Previous(ctx, steps); err != nil {
 		return res, err
 	}
+	if err := d.begin(ctx, req, steps); err != nil {
+		return res, err
+	}
 	cur, err := d.Apps.App(ctx, t.App)
 	if err != nil {
 		return res, marathonFailure(err, t.App, "read")
 	}
 	if err := d.recordPrevious(ctx, cur, steps, &res); err != nil {
-		return res, err
-	}
-	if err := d.begin(ctx, req, steps); err != nil {
 		return res, err
 	}
 	if err := mark(ctx, steps, stepStarted); err != nil {

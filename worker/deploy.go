@@ -45,7 +45,7 @@ type DeployRunner struct {
 // Run runs one deploy job.
 func (r DeployRunner) Run(ctx context.Context, job queue.Job, steps *queue.Steps, report func(deploy.Progress)) (Outcome, error) {
 	req := job.Request
-	started, err := begun(ctx, steps)
+	started, err := deploy.Started(ctx, steps)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -100,17 +100,6 @@ func (r DeployRunner) run(ctx context.Context, job queue.Job, steps *queue.Steps
 		out.PromoteTo, _ = r.Catalog.Next(svc, req.Env)
 	}
 	return out, nil
-}
-
-// begun reports whether the job has begun changing its environment. A
-// deploy marks that (deploy.Started); a rollback to a Marathon version does
-// not, but records what it replaces first (deploy.Previous).
-func begun(ctx context.Context, steps *queue.Steps) (bool, error) {
-	if ok, err := deploy.Started(ctx, steps); err != nil || ok {
-		return ok, err
-	}
-	artifact, version, err := deploy.Previous(ctx, steps)
-	return artifact != "" || version != "", err
 }
 
 // checkEnvLock stops a job whose environment someone else has locked: it
