@@ -127,19 +127,7 @@ func (e *deployEnv) start(t *testing.T) (stop func()) {
 	t.Helper()
 	runners := map[string]worker.Runner{"deploy": e.runner, "promote": e.runner, "rollback": e.runner}
 	cfg := worker.Config{Concurrency: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Block: 20 * time.Millisecond, Grace: time.Millisecond}
-	p := worker.New(cfg, e.q, runners, authz.AllowAll{}, e.rep, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := p.Run(ctx); err != nil {
-			t.Errorf("pool: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return stop
+	return runPool(t, worker.New(cfg, e.q, runners, authz.AllowAll{}, e.rep, nil))
 }
 
 // deployJob is a deploy of api to env at ref, asked for by user.

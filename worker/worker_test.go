@@ -117,7 +117,12 @@ func (e *env) pool(t *testing.T) *worker.Pool {
 // start runs a pool until the test ends (or stop is called).
 func (e *env) start(t *testing.T) (stop func()) {
 	t.Helper()
-	p := e.pool(t)
+	return runPool(t, e.pool(t))
+}
+
+// runPool runs p until the test ends (or stop is called).
+func runPool(t *testing.T, p *worker.Pool) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
