@@ -26,6 +26,8 @@ type Denied struct {
 	Groups     []string
 	// DeniedBy is the deny pattern that matched, if a deny rule decided.
 	DeniedBy string
+	// Hint ends the message of someone in no group: how to get one.
+	Hint string
 }
 
 // Error names the permission and the user's groups.
@@ -48,6 +50,9 @@ func (d *Denied) Error() string {
 func (d *Denied) finish(msg string) string {
 	if d.DeniedBy != "" {
 		msg += fmt.Sprintf("; it is denied by the rule `%s`", d.DeniedBy)
+	}
+	if len(d.Groups) == 0 && d.Hint != "" {
+		return msg + "; you are in no deploybot group — " + d.Hint
 	}
 	if len(d.Groups) == 0 {
 		return msg + "; you are in no deploybot group"
@@ -90,17 +95,12 @@ func NewStatic(p Policy) (*Static, error) {
 	for u := range s.userGroups {
 		sort.Strings(s.userGroups[u])
 	}
+	if err := CheckRules(p.Rules); err != nil {
+		return nil, err
+	}
 	for i, r := range p.Rules {
-		if r.Group == "" {
-			return nil, fmt.Errorf("authz: rule %d has no group", i)
-		}
 		if _, ok := p.Groups[r.Group]; !ok {
 			return nil, fmt.Errorf("authz: rule %d names group %q, which has no members", i, r.Group)
-		}
-		for _, pat := range append(append([]string(nil), r.Allow...), r.Deny...) {
-			if err := CheckPattern(pat); err != nil {
-				return nil, fmt.Errorf("authz: rule %d: %w", i, err)
-			}
 		}
 	}
 	return s, nil
@@ -109,41 +109,21 @@ func NewStatic(p Policy) (*Static, error) {
 // Groups returns the groups user belongs to.
 func (s *Static) Groups(user string) []string { return s.userGroups[user] }
 
-// Check returns nil if user may have perm, or a *Denied. Read-only
-// permissions are always allowed. A permission that names no service
-// (AnyService) is allowed when the action is allowed on some service and
-// not denied on all of them; the exact service is checked later.
+// Check returns nil if user may have perm, or a *Denied; see Decide.
 func (s *Static) Check(_ context.Context, user string, perm commands.Permission) error {
-	if perm.ReadOnly() {
+	return verdict(user, s.userGroups[user], perm, Decide(s.rules, s.userGroups[user], perm))
+}
+
+// verdict is nil for an allowed decision, or the *Denied that explains it.
+func verdict(user string, groups []string, perm commands.Permission, d Decision) error {
+	if d.Allowed {
 		return nil
 	}
-	groups := s.userGroups[user]
-	want := perm.String()
-	allow, deny := Match, Match
-	if perm.AnyService() {
-		want = perm.Action
-		allow, deny = matchAction, matchActionEverywhere
+	den := &Denied{User: user, Permission: perm, Groups: groups}
+	if d.Deny {
+		den.DeniedBy = d.Pattern
 	}
-	allowed := false
-	for _, r := range s.rules {
-		if !contains(groups, r.Group) {
-			continue
-		}
-		for _, pat := range r.Deny {
-			if deny(pat, want) {
-				return &Denied{User: user, Permission: perm, Groups: groups, DeniedBy: pat}
-			}
-		}
-		for _, pat := range r.Allow {
-			if allow(pat, want) {
-				allowed = true
-			}
-		}
-	}
-	if !allowed {
-		return &Denied{User: user, Permission: perm, Groups: groups}
-	}
-	return nil
+	return den
 }
 
 // AllowAll allows everything. It is the local identity of `deploybot shell`
@@ -210,13 +190,4 @@ func matchActionEverywhere(pattern, action string) bool {
 		}
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

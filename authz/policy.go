@@ -1,0 +1,188 @@
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/seed-5eb4e92e/deploybot/commands"
+)
+
+// Actions are the verbs a rule can grant. "*" grants all of them.
+var actions = []string{"deploy", "promote", "rollback", "build", "lock", "submit", "recheck", "approve", "admin"}
+
+// Actions returns the verbs a rule can grant, in the order help shows them.
+func Actions() []string { return slices.Clone(actions) }
+
+// Decision is what the rules say about one permission for a set of groups,
+// and which rule said it.
+type Decision struct {
+	Allowed bool
+	// Group and Pattern name the rule that decided: the deny that matched,
+	// or the first allow that did. Both are empty when nothing matched
+	// (the default deny).
+	Group   string
+	Pattern string
+	// Deny is true when a deny rule decided.
+	Deny bool
+}
+
+// Explain is the decision in a sentence, for /deploy perms test.
+func (d Decision) Explain() string {
+	switch {
+	case d.Deny:
+		return fmt.Sprintf("denied by the rule `%s` of group `%s` (deny rules win)", d.Pattern, d.Group)
+	case d.Allowed && d.Pattern == "":
+		return "allowed: it needs no permission"
+	case d.Allowed:
+		return fmt.Sprintf("allowed by the rule `%s` of group `%s`", d.Pattern, d.Group)
+	}
+	return "denied: no rule of their groups allows it (the default is deny)"
+}
+
+// Decide applies rules to a user in groups. Deny rules win over allow rules,
+// and anything not allowed is denied. Read-only permissions are allowed. A
+// permission that names no service (AnyService) is allowed when the action
+// is allowed on some service and not denied on all of them; the exact
+// service is checked later.
+func Decide(rules []Rule, groups []string, perm commands.Permission) Decision {
+	if perm.ReadOnly() {
+		return Decision{Allowed: true}
+	}
+	want := perm.String()
+	allow, deny := Match, Match
+	if perm.AnyService() {
+		want = perm.Action
+		allow, deny = matchAction, matchActionEverywhere
+	}
+	var granted Decision
+	for _, r := range rules {
+		if !slices.Contains(groups, r.Group) {
+			continue
+		}
+		for _, pat := range r.Deny {
+			if deny(pat, want) {
+				return Decision{Group: r.Group, Pattern: pat, Deny: true}
+			}
+		}
+		for _, pat := range r.Allow {
+			if !granted.Allowed && allow(pat, want) {
+				granted = Decision{Allowed: true, Group: r.Group, Pattern: pat}
+			}
+		}
+	}
+	return granted
+}
+
+// CheckRules reports the first invalid rule: one without a group or with a
+// bad pattern.
+func CheckRules(rules []Rule) error {
+	for i, r := range rules {
+		if r.Group == "" {
+			return fmt.Errorf("authz: rule %d has no group", i)
+		}
+		for _, pat := range append(slices.Clone(r.Allow), r.Deny...) {
+			if err := CheckPattern(pat); err != nil {
+				return fmt.Errorf("authz: rule %d (group %s): %w", i, r.Group, err)
+			}
+		}
+	}
+	return nil
+}
+
+// GrantPattern is the pattern a grant of action on service in env stands
+// for, in the form the permission's String has: "deploy:prod:api",
+// "build:api", "lock:prod", "admin". Service and env default to "*"; an
+// action that does not take one of them refuses anything but "*" there.
+func GrantPattern(action, service, env string) (string, error) {
+	if service == "" {
+		service = "*"
+	}
+	if env == "" {
+		env = "*"
+	}
+	for _, s := range []string{service, env} {
+		if err := CheckPattern(s); err != nil || strings.Contains(s, ":") {
+			return "", fmt.Errorf("%q is not a name or a pattern like `api-*`", s)
+		}
+	}
+	var pat string
+	switch action {
+	case "*":
+		if service != "*" || env != "*" {
+			return "", fmt.Errorf("`*` grants every action everywhere; name an action to limit it to a service or environment")
+		}
+		pat = "*"
+	case "deploy", "promote", "rollback":
+		pat = action + ":" + env + ":" + service
+		if env == "*" && service == "*" {
+			pat = action + ":*"
+		}
+	case "build", "submit", "recheck":
+		if env != "*" {
+			return "", fmt.Errorf("%s is not limited to an environment; leave the environment out", action)
+		}
+		pat = action + ":" + service
+	case "lock", "approve":
+		if service != "*" {
+			return "", fmt.Errorf("%s is granted per environment, not per service: use `* <env>`", action)
+		}
+		pat = action + ":" + env
+	case "admin":
+		if service != "*" || env != "*" {
+			return "", fmt.Errorf("admin is not limited to a service or environment")
+		}
+		pat = "admin"
+	default:
+		return "", fmt.Errorf("%q is not an action; the actions are %s and *", action, strings.Join(actions, ", "))
+	}
+	return pat, nil
+}
+
+// withGrant returns rules with pattern added to group's allow (or deny)
+// list, and whether that changed anything.
+func withGrant(rules []Rule, group, pattern string, deny bool) ([]Rule, bool) {
+	out := cloneRules(rules)
+	i := slices.IndexFunc(out, func(r Rule) bool { return r.Group == group })
+	if i < 0 {
+		out = append(out, Rule{Group: group})
+		i = len(out) - 1
+	}
+	list := &out[i].Allow
+	if deny {
+		list = &out[i].Deny
+	}
+	if slices.Contains(*list, pattern) {
+		return rules, false
+	}
+	*list = append(*list, pattern)
+	return out, true
+}
+
+// withoutGrant returns rules with pattern removed from group's allow and
+// deny lists, and whether it was there. A rule left empty is dropped.
+func withoutGrant(rules []Rule, group, pattern string) ([]Rule, bool) {
+	out := make([]Rule, 0, len(rules))
+	found := false
+	for _, r := range cloneRules(rules) {
+		if r.Group == group {
+			n := len(r.Allow) + len(r.Deny)
+			r.Allow = slices.DeleteFunc(r.Allow, func(p string) bool { return p == pattern })
+			r.Deny = slices.DeleteFunc(r.Deny, func(p string) bool { return p == pattern })
+			found = found || len(r.Allow)+len(r.Deny) < n
+			if len(r.Allow)+len(r.Deny) == 0 {
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out, found
+}
+
+func cloneRules(rules []Rule) []Rule {
+	out := make([]Rule, len(rules))
+	for i, r := range rules {
+		out[i] = Rule{Group: r.Group, Allow: slices.Clone(r.Allow), Deny: slices.Clone(r.Deny)}
+	}
+	return out
+}
