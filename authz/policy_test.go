@@ -15,7 +15,9 @@ func TestDecideSaysWhichRule(t *testing.T) {
 		{Group: "contractors", Deny: []string{"deploy:*:billing"}},
 		{Group: "approvers", Allow: []string{"approve:prod"}},
 	}
-	deploy := func(env, svc string) commands.Permission { return commands.Permission{Action: "deploy", Env: env, Service: svc} }
+	deploy := func(env, svc string) commands.Permission {
+		return commands.Permission{Action: "deploy", Env: env, Service: svc}
+	}
 	tests := []struct {
 		name    string
 		groups  []string
