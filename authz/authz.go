@@ -32,6 +32,9 @@ type Denied struct {
 
 // Error names the permission and the user's groups.
 func (d *Denied) Error() string {
+	if d.Permission.Action == "admin" {
+		return d.finish("you may not manage permissions or read the audit trail (needs `admin`)")
+	}
 	if d.Permission.AnyService() {
 		msg := fmt.Sprintf("you may not %s anything (needs a `%s:` grant for some service)", d.Permission.Action, d.Permission.Action)
 		return d.finish(msg)

@@ -31,6 +31,12 @@ type Request struct {
 	// Reason and For are a lock's reason and how long it holds.
 	Reason string        `json:"reason,omitempty"`
 	For    time.Duration `json:"for,omitempty"`
+	// User is the Slack user a command is about (audit), and Count how
+	// many entries it shows.
+	User  string `json:"user,omitempty"`
+	Count int    `json:"count,omitempty"`
+	// Perms is a /deploy perms command.
+	Perms *PermsRequest `json:"perms,omitempty"`
 }
 
 // Permission is what a request needs to be allowed. A request that does not

@@ -59,7 +59,7 @@ func promoteCommand() Command {
 		Args:    "<service> [from-env] to <env>",
 		Summary: "Deploy to an environment exactly the artifact that is live in the one before it (or in from-env), without rebuilding.",
 		Example: "api staging to prod",
-		Action:  "deploy",
+		Action:  "promote",
 		Parse: func(args []string, cat Catalog) (Request, error) {
 			if len(args) < 3 || args[len(args)-2] != "to" || len(args) > 4 {
 				return Request{}, usageErrorf("", "`promote` takes a service, optionally the environment to promote from, then `to <env>`.")

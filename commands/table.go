@@ -21,7 +21,8 @@ type Command struct {
 	// anyone may run.
 	Action string
 	// Parse turns the words after the name into a request. It sets Service,
-	// Ref, Env and Topic; Kind and Action are filled in from the table.
+	// Ref, Env and Topic; Kind is filled in from the table, and so is Action
+	// unless the parser set it.
 	Parse func(args []string, cat Catalog) (Request, error)
 }
 
@@ -38,6 +39,10 @@ func Builtin() []Command {
 		unlockCommand(),
 		recheckCommand(),
 		submitCommand(),
+		whoamiCommand(),
+		loginCommand(),
+		permsCommand(),
+		auditCommand(),
 		helpCommand(),
 	}
 }
@@ -117,7 +122,11 @@ func (t *Table) Parse(text string, cat Catalog) (Request, error) {
 		return Request{}, err
 	}
 	req.Kind = c.Name
-	req.Action = c.Action
+	if req.Action == "" {
+		// A parser sets the action itself where it depends on the
+		// words: "perms show" needs none, "perms grant" needs admin.
+		req.Action = c.Action
+	}
 	return req, nil
 }
 
@@ -143,19 +152,32 @@ func (t *Table) usage(c Command) string {
 
 // Help is the help text for topic (a command name), or for every command
 // when topic is empty or unknown. It is Slack mrkdwn.
-func (t *Table) Help(topic string, cat Catalog) string {
+func (t *Table) Help(topic string, cat Catalog) string { return t.HelpFor(topic, cat, nil) }
+
+// HelpFor is Help listing only the commands may allows (all when may is
+// nil): what the person asking is allowed to run. A topic is explained
+// whether or not they may run it.
+func (t *Table) HelpFor(topic string, cat Catalog, may func(Command) bool) string {
 	var b strings.Builder
 	if c, ok := t.Lookup(strings.ToLower(topic)); ok {
 		b.WriteString("*" + t.Slash + " " + c.Name + "* — " + c.Summary + "\n")
 		b.WriteString(t.usage(c) + "\n")
 	} else {
 		b.WriteString("*" + t.Slash + "* builds and deploys from Slack. Commands:\n")
+		hidden := 0
 		for _, c := range t.cmds {
+			if may != nil && !may(c) {
+				hidden++
+				continue
+			}
 			line := "• `" + t.Slash + " " + c.Name
 			if c.Args != "" {
 				line += " " + escapeMrkdwn(c.Args)
 			}
 			b.WriteString(line + "` — " + c.Summary + "\n")
+		}
+		if hidden > 0 {
+			b.WriteString(fmt.Sprintf("_%d more commands need permissions you don't have; `%s whoami` shows yours._\n", hidden, t.Slash))
 		}
 	}
 	if names := cat.ServiceNames(); len(names) > 0 {
