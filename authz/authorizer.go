@@ -56,8 +56,10 @@ type Explanation struct {
 	Groups     []string
 	Permission commands.Permission
 	Decision   Decision
-	// Version is the policy version decided with.
+	// Version is the policy version decided with, and Rules its rules for
+	// the user's groups: what their groups allow and deny.
 	Version int64
+	Rules   []Rule
 	hint    string
 }
 
@@ -80,8 +82,18 @@ func (a *Authorizer) Explain(ctx context.Context, user string, perm commands.Per
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explanation{Identity: id, Groups: groups, Permission: perm, Decision: Decide(pol.Rules, groups, perm),
-		Version: pol.N, hint: a.hint}, nil
+	return explain(id, groups, perm, pol.Rules, pol.N, a.hint), nil
+}
+
+func explain(id Identity, groups []string, perm commands.Permission, rules []Rule, version int64, hint string) Explanation {
+	var mine []Rule
+	for _, r := range rules {
+		if slices.Contains(groups, r.Group) {
+			mine = append(mine, r)
+		}
+	}
+	return Explanation{Identity: id, Groups: groups, Permission: perm, Decision: Decide(rules, groups, perm),
+		Version: version, Rules: mine, hint: hint}
 }
 
 // Whoami returns user's identity and the groups of it the policy sees.

@@ -117,6 +117,12 @@ func (s *Static) Check(_ context.Context, user string, perm commands.Permission)
 	return verdict(user, s.userGroups[user], perm, Decide(s.rules, s.userGroups[user], perm))
 }
 
+// Explain decides perm for user and says which rule decided.
+func (s *Static) Explain(_ context.Context, user string, perm commands.Permission) (Explanation, error) {
+	id := Identity{SlackUser: user, Groups: s.userGroups[user], Source: SourceStatic}
+	return explain(id, id.Groups, perm, s.rules, 0, ""), nil
+}
+
 // verdict is nil for an allowed decision, or the *Denied that explains it.
 func verdict(user string, groups []string, perm commands.Permission, d Decision) error {
 	if d.Allowed {
@@ -135,6 +141,12 @@ type AllowAll struct{}
 
 // Check always allows.
 func (AllowAll) Check(context.Context, string, commands.Permission) error { return nil }
+
+// Explain says that everything is allowed.
+func (AllowAll) Explain(_ context.Context, user string, perm commands.Permission) (Explanation, error) {
+	return Explanation{Identity: Identity{SlackUser: user, Source: SourceStatic}, Permission: perm,
+		Decision: Decision{Allowed: true, Group: "(everyone)", Pattern: "*"}}, nil
+}
 
 // CheckPattern reports whether pattern is a valid permission pattern: "*",
 // or colon-separated segments each of which is a path.Match pattern.

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -94,7 +95,12 @@ func CheckRules(rules []Rule) error {
 // for, in the form the permission's String has: "deploy:prod:api",
 // "build:api", "lock:prod", "admin". Service and env default to "*"; an
 // action that does not take one of them refuses anything but "*" there.
+// For lock and approve, which take only an environment, a lone name is the
+// environment: "lock prod".
 func GrantPattern(action, service, env string) (string, error) {
+	if (action == "lock" || action == "approve") && env == "" {
+		service, env = "", service
+	}
 	if service == "" {
 		service = "*"
 	}
@@ -185,4 +191,35 @@ func cloneRules(rules []Rule) []Rule {
 		out[i] = Rule{Group: r.Group, Allow: slices.Clone(r.Allow), Deny: slices.Clone(r.Deny)}
 	}
 	return out
+}
+
+// Covers reports whether pattern can match a permission on service (when
+// not "") in env (when not ""): what /deploy perms show lists for a
+// service or an environment.
+func Covers(pattern, service, env string) bool {
+	segs := strings.Split(pattern, ":")
+	if len(segs) == 1 {
+		return true
+	}
+	// The parts a pattern has for the service and the environment; ""
+	// where its action takes none.
+	var svcGlob, envGlob string
+	switch {
+	case len(segs) == 3:
+		envGlob, svcGlob = segs[1], segs[2]
+	case slices.Contains([]string{"lock", "approve"}, segs[0]):
+		envGlob = segs[1]
+	case slices.Contains([]string{"build", "submit", "recheck"}, segs[0]):
+		svcGlob = segs[1]
+	case segs[1] == "*":
+		envGlob, svcGlob = "*", "*"
+	}
+	glob := func(g, name string) bool {
+		if name == "" {
+			return true
+		}
+		ok, _ := path.Match(g, name)
+		return g != "" && ok
+	}
+	return glob(svcGlob, service) && glob(envGlob, env)
 }

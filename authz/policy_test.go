@@ -69,6 +69,7 @@ func TestGrantPattern(t *testing.T) {
 		{"lock", "*", "prod", "lock:prod", ""},
 		{"lock", "api", "prod", "", "per environment"},
 		{"approve", "", "prod", "approve:prod", ""},
+		{"lock", "prod", "", "lock:prod", ""},
 		{"admin", "", "", "admin", ""},
 		{"admin", "api", "", "", "not limited"},
 		{"*", "", "", "*", ""},
@@ -122,5 +123,33 @@ func TestGrantAndRevokeEditRules(t *testing.T) {
 	}
 	if _, found := withoutGrant(next, "dev", "lock:prod"); found {
 		t.Fatal("revoking a pattern the group does not have reported a change")
+	}
+}
+
+func TestCovers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		pattern, service, env string
+		want                  bool
+	}{
+		{"*", "api", "", true},
+		{"deploy:*", "", "prod", true},
+		{"deploy:prod:api", "", "prod", true},
+		{"deploy:prod:api", "", "staging", false},
+		{"deploy:*:api", "api", "", true},
+		{"deploy:*:api", "web", "", false},
+		{"build:*", "", "prod", false},
+		{"build:*", "api", "", true},
+		{"*:*", "api", "prod", true},
+		{"build:api", "", "prod", false},
+		{"build:a*", "api", "", true},
+		{"lock:prod", "", "prod", true},
+		{"lock:prod", "api", "", false},
+		{"admin", "api", "", true},
+	}
+	for _, tc := range tests {
+		if got := Covers(tc.pattern, tc.service, tc.env); got != tc.want {
+			t.Errorf("Covers(%q, %q, %q) = %v, want %v", tc.pattern, tc.service, tc.env, got, tc.want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
@@ -30,9 +31,17 @@ type Queue interface {
 	Recent(ctx context.Context, service string, n int64) ([]queue.Record, error)
 }
 
-// Authorizer decides whether a Slack user may have a permission.
+// Authorizer decides whether a Slack user may have a permission, and
+// explains its decisions (for whoami and perms test).
 type Authorizer interface {
 	Check(ctx context.Context, user string, perm commands.Permission) error
+	Explain(ctx context.Context, user string, perm commands.Permission) (authz.Explanation, error)
+}
+
+// OIDC serves the two steps of signing in in a browser.
+type OIDC interface {
+	ServeLogin(w http.ResponseWriter, r *http.Request)
+	ServeCallback(w http.ResponseWriter, r *http.Request)
 }
 
 // FollowUpper sends a message to a response_url after the ack.
@@ -57,6 +66,15 @@ type Deps struct {
 	FollowUp FollowUpper
 	Health   *Health
 	Metrics  *Metrics
+	// Policy is the policy SREs edit with /deploy perms; nil when the
+	// policy is only the config file's.
+	Policy *authz.PolicyStore
+	// Audit is the audit trail; nil keeps none.
+	Audit AuditLog
+	// SignIn and OIDC are /deploy login and its browser endpoints; nil
+	// when signing in is not configured.
+	SignIn SignIn
+	OIDC   OIDC
 }
 
 // Config tunes the responder. Defaults are on the fields.
@@ -119,6 +137,10 @@ type Responder struct {
 	notices NoticeReader
 	envs    Envs
 	auth    Authorizer
+	policy  *authz.PolicyStore
+	audit   AuditLog
+	signIn  SignIn
+	oidc    OIDC
 	follow  FollowUpper
 	health  *Health
 	metrics *Metrics
@@ -144,6 +166,7 @@ func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, lo
 	}
 	r := &Responder{
 		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
+		policy: d.Policy, audit: d.Audit, signIn: d.SignIn, oidc: d.OIDC,
 		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
 	r.handler = r.routes()
@@ -160,6 +183,10 @@ func (r *Responder) routes() http.Handler {
 	mux.Handle("POST /slack/events", r.timed("events", r.handleEvent))
 	mux.Handle("POST /hooks/jenkins", r.timed("hooks_jenkins", r.hook("jenkins")))
 	mux.Handle("POST /hooks/gerrit", r.timed("hooks_gerrit", r.hook("gerrit")))
+	if r.oidc != nil {
+		mux.HandleFunc("GET /oidc/login", r.oidc.ServeLogin)
+		mux.HandleFunc("GET /oidc/callback", r.oidc.ServeCallback)
+	}
 	mux.HandleFunc("GET /healthz", r.health.ServeHealthz)
 	mux.HandleFunc("GET /readyz", r.health.ServeReadyz)
 	return mux

@@ -38,12 +38,13 @@ func (r *Responder) deployClick(ctx context.Context, cb slack.InteractionCallbac
 		return out
 	}
 	req, problem := clickRequest(action, src)
+	entryOf(ctx).Service, entryOf(ctx).Env = req.Service, req.Env
 	if problem != "" {
 		tell(problem)
 		return "usage"
 	}
 	if err := r.auth.Check(ctx, user, req.Permission()); err != nil {
-		return r.deniedFollowUp(err, tell, log)
+		return r.deniedFollowUp(ctx, err, tell, log)
 	}
 	if text, out := r.lockRefusal(ctx, user, req, log); out != "" {
 		tell(text)
@@ -69,7 +70,7 @@ func clickRequest(action string, src queue.Record) (commands.Request, string) {
 	if src.PromoteTo == "" {
 		return commands.Request{}, fmt.Sprintf("%s is the last environment of %s; there is nowhere to promote to.", from.Env, from.Service)
 	}
-	return commands.Request{Kind: "promote", Action: "deploy", Service: from.Service, From: from.Env, Env: src.PromoteTo}, ""
+	return commands.Request{Kind: "promote", Action: "promote", Service: from.Service, From: from.Env, Env: src.PromoteTo}, ""
 }
 
 // lockRefusal says why a change to req's environment may not start now,
@@ -103,7 +104,7 @@ func (r *Responder) waitForLock(ctx context.Context, cb slack.InteractionCallbac
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
 	if err := r.auth.Check(ctx, user, req.Permission()); err != nil {
-		return r.deniedFollowUp(err, tell, log)
+		return r.deniedFollowUp(ctx, err, tell, log)
 	}
 	job := queue.Job{
 		Request: req, Text: strings.TrimSpace(r.table.Slash + " " + text), User: user, Channel: cb.Channel.ID,
@@ -150,6 +151,7 @@ func (r *Responder) queueClick(ctx context.Context, job queue.Job, dd queue.Dedu
 		tell(fmt.Sprintf("Already queued: %s — job `%s`.", what, res.ID))
 		return "duplicate"
 	}
+	entryOf(ctx).Job = res.ID
 	log.Info("job queued", "job_id", res.ID)
 	if job.WaitForLock {
 		tell(fmt.Sprintf("⏳ Queued %s behind the lock — job `%s`. It starts when the lock is lifted or expires; its message in the channel says what it waits for.", what, res.ID))

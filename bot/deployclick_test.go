@@ -118,7 +118,7 @@ func TestPromoteClickQueuesThePromotion(t *testing.T) {
 		t.Fatalf("follow-up %q", texts[0])
 	}
 	job := queuedJob(t, f, texts[0])
-	want := commands.Request{Kind: "promote", Action: "deploy", Service: "api", From: "staging", Env: "prod"}
+	want := commands.Request{Kind: "promote", Action: "promote", Service: "api", From: "staging", Env: "prod"}
 	if job.Request != want || job.Source != src || job.User != "U_BOB" || job.Channel != "C111" || job.ResponseURL != resp || job.WaitForLock {
 		t.Fatalf("queued job = %+v\nwant a promotion of %+v from job %s by U_BOB", job, want, src)
 	}
@@ -192,11 +192,11 @@ func TestDeployClickPermissions(t *testing.T) {
 	tests := []struct {
 		name, user, action, env, promoteTo, want string
 	}{
-		{"promote to prod without deploy:prod", "U_DEV", ActionPromote, "staging", "prod",
-			"⛔ Not allowed: you may not deploy api in prod (needs `deploy:prod:api`); your groups: dev."},
+		{"promote to prod without promote:prod", "U_DEV", ActionPromote, "staging", "prod",
+			"⛔ Not allowed: you may not promote api in prod (needs `promote:prod:api`); your groups: dev."},
 		{"roll back prod without rollback:prod", "U_DEV", ActionRollback, "prod", "",
 			"⛔ Not allowed: you may not rollback api in prod (needs `rollback:prod:api`); your groups: dev."},
-		{"promote to staging with deploy:staging", "U_DEV", ActionPromote, "dev", "staging", "⏳ Queued promote of api to staging"},
+		{"promote to staging with promote:staging", "U_DEV", ActionPromote, "dev", "staging", "⏳ Queued promote of api to staging"},
 		{"roll back staging with rollback:staging", "U_DEV", ActionRollback, "staging", "prod", "⏳ Queued rollback of api in staging"},
 		{"nobody", "U_NOBODY", ActionRollback, "dev", "staging",
 			"⛔ Not allowed: you may not rollback api in dev (needs `rollback:dev:api`); you are in no deploybot group."},

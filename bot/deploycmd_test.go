@@ -37,16 +37,16 @@ func newDeployFixture(t *testing.T, auth Authorizer) (*fixture, time.Time) {
 	return f, now
 }
 
-// deployPolicy: U_DEV may deploy to dev and staging, roll back staging and
-// lock staging; the SREs U_ANN and U_BOB may build, deploy, roll back and
+// deployPolicy: U_DEV may deploy to dev and staging, promote to staging,
+// roll back staging and lock staging; the SREs U_ANN and U_BOB may build, deploy, roll back and
 // lock anything.
 func deployPolicy(t *testing.T) Authorizer {
 	t.Helper()
 	p, err := authz.NewStatic(authz.Policy{
 		Groups: map[string][]string{"dev": {"U_DEV"}, "sre": {"U_ANN", "U_BOB"}},
 		Rules: []authz.Rule{
-			{Group: "dev", Allow: []string{"deploy:dev:*", "deploy:staging:*", "rollback:staging:*", "lock:staging"}},
-			{Group: "sre", Allow: []string{"build:*", "deploy:*", "rollback:*", "lock:*"}},
+			{Group: "dev", Allow: []string{"deploy:dev:*", "deploy:staging:*", "promote:staging:*", "rollback:staging:*", "lock:staging"}},
+			{Group: "sre", Allow: []string{"build:*", "deploy:*", "promote:*", "rollback:*", "lock:*"}},
 		},
 	})
 	if err != nil {

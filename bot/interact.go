@@ -36,19 +36,23 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		return "ignored"
 	}
 	act := cb.ActionCallback.BlockActions[0]
+	ent := &authz.Entry{User: cb.User.ID, Kind: "click", What: act.ActionID + " " + act.Value}
+	ctx := withEntry(req.Context(), ent)
 	switch act.ActionID {
 	case ActionRetry:
-		out = r.retry(req.Context(), cb, act.Value)
+		out = r.retry(ctx, cb, act.Value)
 	case ActionNoticeRetry, ActionNoticeMute:
-		out = r.noticeAction(req.Context(), cb, act.ActionID, act.Value)
+		out = r.noticeAction(ctx, cb, act.ActionID, act.Value)
 	case ActionPromote, ActionRollback:
-		out = r.deployClick(req.Context(), cb, act.ActionID, act.Value)
+		out = r.deployClick(ctx, cb, act.ActionID, act.Value)
 	case ActionWaitForLock:
-		out = r.waitForLock(req.Context(), cb, act.Value)
+		out = r.waitForLock(ctx, cb, act.Value)
 	default:
-		out = "ignored"
+		w.WriteHeader(http.StatusOK)
+		return "ignored"
 	}
 	w.WriteHeader(http.StatusOK)
+	r.record(req.Context(), ent, out, r.log.With("user", cb.User.ID, "command", act.ActionID))
 	return out
 }
 
@@ -77,7 +81,7 @@ func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id 
 		return out
 	}
 	if err := r.auth.Check(ctx, user, orig.Job.Request.Permission()); err != nil {
-		return r.deniedFollowUp(err, tell, log)
+		return r.deniedFollowUp(ctx, err, tell, log)
 	}
 	if !orig.State.Final() || orig.State == queue.StateSucceeded {
 		tell(fmt.Sprintf("Job `%s` is %s; there is nothing to retry.", id, orig.State))
@@ -96,16 +100,18 @@ func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id 
 		tell(fmt.Sprintf("Job `%s` was already retried as job `%s`.", id, res.ID))
 		return "duplicate"
 	}
+	entryOf(ctx).Job = res.ID
 	log.Info("retry queued", "job_id", res.ID)
 	tell(fmt.Sprintf("🔁 Retrying %s — job `%s`.", describe(job.Request), res.ID))
 	return "queued"
 }
 
 // deniedFollowUp tells a clicker why their click did nothing.
-func (r *Responder) deniedFollowUp(err error, tell func(string), log *slog.Logger) outcome {
+func (r *Responder) deniedFollowUp(ctx context.Context, err error, tell func(string), log *slog.Logger) outcome {
 	var d *authz.Denied
 	if errors.As(err, &d) {
 		log.Info("click denied", "permission", d.Permission.String())
+		entryOf(ctx).Detail = deniedDetail(d)
 		tell("⛔ Not allowed: " + d.Error() + ".")
 		return "denied"
 	}

@@ -38,7 +38,7 @@ func (r *Responder) noticeAction(ctx context.Context, cb slack.InteractionCallba
 		return out
 	}
 	if err := r.auth.Check(ctx, user, queue.NoticePermission(n)); err != nil {
-		return r.deniedFollowUp(err, tell, log)
+		return r.deniedFollowUp(ctx, err, tell, log)
 	}
 	kind, verb := "notice-mute", "Muting"
 	dd := queue.Dedupe{}

@@ -60,6 +60,7 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 	cmd := slack.SlashCommand{
 		TeamID: form.Get("team_id"), ChannelID: form.Get("channel_id"), UserID: form.Get("user_id"),
 		Command: form.Get("command"), Text: form.Get("text"), ResponseURL: form.Get("response_url"),
+		TriggerID: form.Get("trigger_id"),
 	}
 	words := strings.Fields(cmd.Text)
 	verb := "help"
@@ -69,7 +70,24 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 	log := r.log.With("user", cmd.UserID, "command", verb)
 	ctx, cancel := context.WithTimeout(req.Context(), r.cfg.AckTimeout)
 	defer cancel()
+	ent := &authz.Entry{User: cmd.UserID, Kind: "command", What: r.typed(cmd)}
+	out = r.command(withEntry(ctx, ent), w, cmd, log)
+	r.record(ctx, ent, out, log)
+	return out
+}
 
+// typed is the command as the user typed it: "/deploy api main to prod".
+func (r *Responder) typed(cmd slack.SlashCommand) string {
+	slash := cmd.Command
+	if slash == "" {
+		slash = r.table.Slash
+	}
+	return strings.TrimSpace(slash + " " + cmd.Text)
+}
+
+// command parses a slash command, checks that the user may run it, and
+// answers or queues it.
+func (r *Responder) command(ctx context.Context, w http.ResponseWriter, cmd slack.SlashCommand, log *slog.Logger) outcome {
 	parsed, err := r.table.Parse(cmd.Text, r.catalog)
 	if err != nil {
 		var ue *commands.UsageError
@@ -80,9 +98,11 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 		reply(w, "I could not read that command.")
 		return "usage"
 	}
+	ent := entryOf(ctx)
+	ent.Service, ent.Env = parsed.Service, parsed.Env
 	switch parsed.Kind {
 	case "help":
-		reply(w, r.table.Help(parsed.Topic, r.catalog))
+		reply(w, r.table.HelpFor(parsed.Topic, r.catalog, r.mayRun(ctx, cmd.UserID)))
 		return "help"
 	case "status":
 		return r.status(ctx, w, cmd, parsed, log)
@@ -90,7 +110,11 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 		return r.history(ctx, w, parsed, log)
 	}
 	if err := r.auth.Check(ctx, cmd.UserID, parsed.Permission()); err != nil {
-		return r.denied(w, err, log)
+		return r.denied(ctx, w, err, log)
+	}
+	switch parsed.Kind {
+	case "whoami", "login", "perms", "audit":
+		return r.access(ctx, w, cmd, parsed, log)
 	}
 	if out, done := r.envCommand(ctx, w, cmd, parsed, log); done {
 		return out
@@ -101,15 +125,25 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 	return r.queueCommand(ctx, w, cmd, parsed, log)
 }
 
+// mayRun tells help which commands user may run: those that need no
+// permission, and those whose action they hold on some service. When
+// permissions can't be read, help lists everything.
+func (r *Responder) mayRun(ctx context.Context, user string) func(commands.Command) bool {
+	return func(c commands.Command) bool {
+		if c.Action == "" {
+			return true
+		}
+		err := r.auth.Check(ctx, user, commands.Permission{Action: c.Action})
+		var d *authz.Denied
+		return !errors.As(err, &d)
+	}
+}
+
 // queueCommand writes the job a command asked for and answers with its ID,
 // or with the job an identical recent command started.
 func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd slack.SlashCommand, parsed commands.Request, log *slog.Logger) outcome {
-	slash := cmd.Command
-	if slash == "" {
-		slash = r.table.Slash
-	}
 	job := queue.Job{
-		Request: parsed, Text: strings.TrimSpace(slash + " " + cmd.Text), User: cmd.UserID,
+		Request: parsed, Text: r.typed(cmd), User: cmd.UserID,
 		Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now(),
 	}
 	dd := queue.Dedupe{
@@ -123,6 +157,7 @@ func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd
 		return out
 	}
 	what := describe(parsed)
+	entryOf(ctx).Job = res.ID
 	if res.Duplicate {
 		log.Info("duplicate command answered with the existing job", "job_id", res.ID)
 		reply(w, fmt.Sprintf("Already queued: %s — job `%s`. The same command arrived twice within %s, so I started it once.",
@@ -188,16 +223,26 @@ func (r *Responder) deploysAnything(service string) bool {
 	return false
 }
 
-func (r *Responder) denied(w http.ResponseWriter, err error, log *slog.Logger) outcome {
+func (r *Responder) denied(ctx context.Context, w http.ResponseWriter, err error, log *slog.Logger) outcome {
 	var d *authz.Denied
 	if errors.As(err, &d) {
 		log.Info("request denied", "permission", d.Permission.String())
+		entryOf(ctx).Detail = deniedDetail(d)
 		reply(w, "⛔ Not allowed: "+d.Error()+".")
 		return "denied"
 	}
 	log.Error("permission check failed", "err", err)
 	reply(w, "⚠️ I could not check your permissions just now, so nothing was started. Try again in a minute.")
 	return "unavailable"
+}
+
+// deniedDetail is what the audit trail keeps of a denial: the permission
+// and, when a deny rule decided, the rule.
+func deniedDetail(d *authz.Denied) string {
+	if d.DeniedBy != "" {
+		return d.Permission.String() + " (denied by " + d.DeniedBy + ")"
+	}
+	return d.Permission.String()
 }
 
 // unavailable explains a failed enqueue. Nothing was started in every case:

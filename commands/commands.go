@@ -84,10 +84,12 @@ func (p Permission) AnyService() bool { return p.Action != "" && p.Service == ""
 func (p Permission) ReadOnly() bool { return p.Action == "" }
 
 // String is the permission's policy form: "build:api",
-// "deploy:staging:api", or "lock:prod" for an action on an environment as
-// a whole.
+// "deploy:staging:api", "lock:prod" for an action on an environment as a
+// whole, or "admin" for one on nothing in particular.
 func (p Permission) String() string {
 	switch {
+	case p.Env == "" && p.Service == "":
+		return p.Action
 	case p.Env == "":
 		return p.Action + ":" + p.Service
 	case p.Service == "":

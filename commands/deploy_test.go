@@ -83,7 +83,7 @@ func TestEnvironmentPermissions(t *testing.T) {
 	}{
 		{Permission{Action: "lock", Env: "prod"}, "lock:prod", false},
 		{Permission{Action: "deploy", Env: "prod", Service: "api"}, "deploy:prod:api", false},
-		{Permission{Action: "recheck"}, "recheck:", true},
+		{Permission{Action: "recheck"}, "recheck", true},
 	} {
 		if tc.p.String() != tc.want || tc.p.AnyService() != tc.any {
 			t.Errorf("%+v: %q any=%v, want %q any=%v", tc.p, tc.p.String(), tc.p.AnyService(), tc.want, tc.any)

@@ -140,7 +140,7 @@ func deployJob(user, env, ref string) queue.Job {
 
 func promoteJob(user, from, env, source string) queue.Job {
 	return queue.Job{
-		Request: commands.Request{Kind: "promote", Action: "deploy", Service: "api", From: from, Env: env},
+		Request: commands.Request{Kind: "promote", Action: "promote", Service: "api", From: from, Env: env},
 		User:    user, Channel: "C1", Source: source,
 	}
 }

@@ -61,7 +61,7 @@ func TestHistoryListsDeploysPerEnvironment(t *testing.T) {
 	ctx := context.Background()
 	for _, r := range []commands.Request{
 		{Kind: "deploy", Action: "deploy", Service: "api", Ref: "main", Env: "staging"},
-		{Kind: "promote", Action: "deploy", Service: "api", From: "staging", Env: "prod"},
+		{Kind: "promote", Action: "promote", Service: "api", From: "staging", Env: "prod"},
 		{Kind: "build", Action: "build", Service: "api", Ref: "main"},
 		{Kind: "deploy", Action: "deploy", Service: "web", Ref: "main", Env: "prod"},
 	} {
