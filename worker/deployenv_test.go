@@ -51,6 +51,10 @@ type deployEnv struct {
 	d        *deploy.Deployer
 	runner   worker.DeployRunner
 	rep      *fakeReporter
+	// auth is asked when a job starts (default: everything allowed);
+	// audit, if set, gets the jobs stopped by it.
+	auth  worker.Authorizer
+	audit worker.Auditor
 	// base is the Marathon version of each app before the test.
 	base map[string]string
 
@@ -60,7 +64,7 @@ type deployEnv struct {
 
 func newDeployEnv(t *testing.T, staging deploy.Target) *deployEnv {
 	t.Helper()
-	e := &deployEnv{rep: &fakeReporter{}, base: map[string]string{}}
+	e := &deployEnv{rep: &fakeReporter{}, base: map[string]string{}, auth: authz.AllowAll{}}
 	e.q, _, e.reg = queuetest.New(t, queue.Config{})
 	e.jenkins = jenkinstest.Start(jenkinstest.Options{Finish: func(_ string, params url.Values, n int) jenkinstest.Finished {
 		if ref := params.Get("BRANCH"); ref != "broken" {
@@ -126,8 +130,9 @@ func (e *deployEnv) setSick(f func(app, version string) bool) {
 func (e *deployEnv) start(t *testing.T) (stop func()) {
 	t.Helper()
 	runners := map[string]worker.Runner{"deploy": e.runner, "promote": e.runner, "rollback": e.runner}
-	cfg := worker.Config{Concurrency: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Block: 20 * time.Millisecond, Grace: time.Millisecond}
-	return runPool(t, worker.New(cfg, e.q, runners, authz.AllowAll{}, e.rep, nil))
+	cfg := worker.Config{Concurrency: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Block: 20 * time.Millisecond, Grace: time.Millisecond,
+		Audit: e.audit}
+	return runPool(t, worker.New(cfg, e.q, runners, e.auth, e.rep, nil))
 }
 
 // deployJob is a deploy of api to env at ref, asked for by user.

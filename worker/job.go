@@ -107,6 +107,7 @@ func (r *run) admit(ctx, runCtx context.Context) (Runner, bool) {
 	if err := r.p.auth.Check(runCtx, job.User, job.Request.Permission()); err != nil {
 		var denied *authz.Denied
 		if errors.As(err, &denied) {
+			r.audit(ctx, "denied", denied.Permission.String())
 			r.fail(ctx, "Not run: "+denied.Error()+" (permissions are checked again when a job starts).", nil)
 		} else {
 			r.retryOrBury(ctx, err)
@@ -119,6 +120,23 @@ func (r *run) admit(ctx, runCtx context.Context) (Runner, bool) {
 		return nil, false
 	}
 	return runner, true
+}
+
+// audit appends to the audit trail what became of the job.
+func (r *run) audit(ctx context.Context, outcome, detail string) {
+	if r.p.cfg.Audit == nil {
+		return
+	}
+	job := r.d.Job
+	what := job.Text
+	if what == "" {
+		what = job.Request.String()
+	}
+	e := authz.Entry{User: job.User, Kind: "job", What: what, Service: job.Request.Service, Env: job.Request.Env,
+		Outcome: outcome, Job: job.ID, Detail: detail}
+	if _, err := r.p.cfg.Audit.Append(ctx, e); err != nil {
+		r.log.Error("audit entry not saved", "err", err, "outcome", outcome)
+	}
 }
 
 // start marks the job running and shows it: the first run posts the

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/deploy"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
@@ -82,6 +83,14 @@ type Config struct {
 	Consumer string
 	// Block is how long one read waits for a job. Default 2s.
 	Block time.Duration
+	// Audit, if set, gets an entry for each job stopped because its
+	// requester's permission was revoked after the request.
+	Audit Auditor
+}
+
+// Auditor appends to the audit trail.
+type Auditor interface {
+	Append(ctx context.Context, e authz.Entry) (string, error)
 }
 
 func (c Config) withDefaults() Config {
