@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,8 @@ type IdentitiesConfig struct {
 	// SignIn: identities linked by /deploy login (OIDC) are used.
 	SignIn bool
 	// Directory and Emails, when both set, look users up in Okta by the
-	// e-mail address Slack has for them.
+	// e-mail address Slack has for them. Emails alone checks that a user
+	// signs in as themselves (see Link).
 	Directory Directory
 	Emails    Emails
 	// CacheTTL is how long a directory lookup is used before it is made
@@ -92,9 +94,27 @@ func (ids *Identities) key(source, user string) string {
 	return ids.tag + ":identity:" + source + ":" + user
 }
 
-// Link stores an identity a user signed in with, until it expires.
+// ErrNotYours: someone signed in with an account whose e-mail is not the
+// Slack user's. Opening another person's sign-in link must not give them
+// your groups.
+var ErrNotYours = errors.New("the account signed in with is not the Slack user's")
+
+// Link stores an identity a user signed in with, until it expires. When
+// Emails is set, the signed-in e-mail must be the one Slack has for the
+// user: the sign-in link is bound to the Slack user who asked for it, and
+// this binds it to the person who signed in too.
 func (ids *Identities) Link(ctx context.Context, id Identity) error {
 	id.Source = SourceOIDC
+	if ids.cfg.Emails != nil {
+		email, err := ids.cfg.Emails.UserEmail(ctx, id.SlackUser)
+		if err != nil {
+			return fmt.Errorf("authz: link %s: %w", id.SlackUser, err)
+		}
+		if !strings.EqualFold(strings.TrimSpace(email), strings.TrimSpace(id.Email)) {
+			ids.log.Warn("sign-in refused: the account's e-mail is not the Slack user's", "user", id.SlackUser)
+			return fmt.Errorf("authz: link %s: %w", id.SlackUser, ErrNotYours)
+		}
+	}
 	return ids.store(ctx, id)
 }
 

@@ -84,7 +84,11 @@ func TestIdentitiesSources(t *testing.T) {
 	if ann, _ = ids.Identify(ctx, "U_ANN"); ann.Source != SourceOIDC || ann.Groups[0] != "deploybot-sre" {
 		t.Fatalf("after sign-in Identify = %+v, want the signed-in identity", ann)
 	}
-	if err := ids.Link(ctx, Identity{SlackUser: "U_X", Expires: time.Now().Add(-time.Second)}); err == nil {
+	err = ids.Link(ctx, Identity{SlackUser: "U_BOB", Email: "ann@example.com", Groups: []string{"deploybot-sre"}, Expires: time.Now().Add(time.Hour)})
+	if !errors.Is(err, ErrNotYours) {
+		t.Fatalf("Bob signed in as Ann: %v, want ErrNotYours", err)
+	}
+	if err := ids.Link(ctx, Identity{SlackUser: "U_ANN", Expires: time.Now().Add(-time.Second)}); err == nil {
 		t.Fatal("an expired identity was linked")
 	}
 	if err := ids.Unlink(ctx, "U_ANN"); err != nil {
