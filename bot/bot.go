@@ -75,6 +75,12 @@ type Deps struct {
 	// when signing in is not configured.
 	SignIn SignIn
 	OIDC   OIDC
+	// Views, Approvals and Poster serve protected environments: the
+	// confirmation dialog, the requests waiting in it or for approval, and
+	// the approval message.
+	Views     Views
+	Approvals Approvals
+	Poster    Poster
 }
 
 // Config tunes the responder. Defaults are on the fields.
@@ -94,6 +100,10 @@ type Config struct {
 	MaxBody int64
 	// Recent is how many jobs /deploy status lists. Default 10.
 	Recent int64
+	// Protected maps an environment to what a deploy, promote or rollback
+	// there must pass first: a confirmation dialog, and perhaps a second
+	// person's approval.
+	Protected map[string]Protection
 	// Hooks maps a webhook ("jenkins", "gerrit") to how its sender proves
 	// who it is. A hook with neither a secret nor clients is not served.
 	Hooks map[string]HookAuth
@@ -130,24 +140,27 @@ func (c Config) withDefaults() Config {
 
 // Responder answers Slack's requests.
 type Responder struct {
-	cfg     Config
-	table   *commands.Table
-	catalog commands.Catalog
-	q       Queue
-	notices NoticeReader
-	envs    Envs
-	auth    Authorizer
-	policy  *authz.PolicyStore
-	audit   AuditLog
-	signIn  SignIn
-	oidc    OIDC
-	follow  FollowUpper
-	health  *Health
-	metrics *Metrics
-	log     *slog.Logger
-	now     func() time.Time
-	bg      sync.WaitGroup
-	handler http.Handler
+	cfg       Config
+	table     *commands.Table
+	catalog   commands.Catalog
+	q         Queue
+	notices   NoticeReader
+	envs      Envs
+	auth      Authorizer
+	policy    *authz.PolicyStore
+	audit     AuditLog
+	signIn    SignIn
+	oidc      OIDC
+	views     Views
+	approvals Approvals
+	poster    Poster
+	follow    FollowUpper
+	health    *Health
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+	bg        sync.WaitGroup
+	handler   http.Handler
 }
 
 // New returns a responder.
@@ -166,7 +179,7 @@ func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, lo
 	}
 	r := &Responder{
 		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
-		policy: d.Policy, audit: d.Audit, signIn: d.SignIn, oidc: d.OIDC,
+		policy: d.Policy, audit: d.Audit, signIn: d.SignIn, oidc: d.OIDC, views: d.Views, approvals: d.Approvals, poster: d.Poster,
 		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
 	r.handler = r.routes()

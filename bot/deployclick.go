@@ -55,7 +55,7 @@ func (r *Responder) deployClick(ctx context.Context, cb slack.InteractionCallbac
 		channel = src.Channel
 	}
 	job := queue.Job{Request: req, User: user, Channel: channel, ResponseURL: cb.ResponseURL, Source: id, CreatedAt: r.now()}
-	return r.queueClick(ctx, job, queue.Dedupe{Key: action + ":" + id, TTL: r.cfg.RetryWindow}, tell, log)
+	return r.queueClick(ctx, cb.TriggerID, job, queue.Dedupe{Key: action + ":" + id, TTL: r.cfg.RetryWindow}, tell, log)
 }
 
 // clickRequest is the request a button on src makes, or why it makes none.
@@ -111,7 +111,7 @@ func (r *Responder) waitForLock(ctx context.Context, cb slack.InteractionCallbac
 		ResponseURL: cb.ResponseURL, WaitForLock: true, CreatedAt: r.now(),
 	}
 	dd := queue.Dedupe{Key: dedupeKey("wait", cb.Team.ID, user, cb.Channel.ID, text), TTL: r.cfg.DedupeWindow}
-	return r.queueClick(ctx, job, dd, tell, log)
+	return r.queueClick(ctx, cb.TriggerID, job, dd, tell, log)
 }
 
 // queueClick writes a job a button asked for and tells the clicker.
@@ -139,7 +139,11 @@ func (r *Responder) enqueueClick(ctx context.Context, job queue.Job, dd queue.De
 	return r.enqueue(ctx, job, dd)
 }
 
-func (r *Responder) queueClick(ctx context.Context, job queue.Job, dd queue.Dedupe, tell func(string), log *slog.Logger) outcome {
+// A job to a protected environment opens the confirmation dialog instead.
+func (r *Responder) queueClick(ctx context.Context, trigger string, job queue.Job, dd queue.Dedupe, tell func(string), log *slog.Logger) outcome {
+	if out, done := r.protect(ctx, trigger, job, tell, log); done {
+		return out
+	}
 	res, err := r.enqueueClick(ctx, job, dd)
 	if err != nil {
 		text, out := r.unavailable(err, log)

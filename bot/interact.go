@@ -31,6 +31,9 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		http.Error(w, "not an interaction payload", http.StatusBadRequest)
 		return "bad_request"
 	}
+	if cb.Type == slack.InteractionTypeViewSubmission && cb.View.CallbackID == CallbackConfirm {
+		return r.handleConfirm(w, req.Context(), cb)
+	}
 	if cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) == 0 {
 		w.WriteHeader(http.StatusOK)
 		return "ignored"
@@ -47,12 +50,29 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		out = r.deployClick(ctx, cb, act.ActionID, act.Value)
 	case ActionWaitForLock:
 		out = r.waitForLock(ctx, cb, act.Value)
+	case ActionApprove, ActionReject:
+		out = r.decide(ctx, cb, act.ActionID, act.Value)
 	default:
 		w.WriteHeader(http.StatusOK)
 		return "ignored"
 	}
 	w.WriteHeader(http.StatusOK)
 	r.record(req.Context(), ent, out, r.log.With("user", cb.User.ID, "command", act.ActionID))
+	return out
+}
+
+// handleConfirm answers the confirmation dialog's submit: an empty 200
+// closes it; an update says why nothing started.
+func (r *Responder) handleConfirm(w http.ResponseWriter, ctx context.Context, cb slack.InteractionCallback) outcome {
+	log := r.log.With("user", cb.User.ID, "command", "confirm")
+	ent := &authz.Entry{User: cb.User.ID, Kind: "confirm", What: "confirm " + cb.View.PrivateMetadata}
+	ans, out := r.confirmed(withEntry(ctx, ent), cb, log)
+	if ans.ResponseAction == "" {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		writeJSON(w, ans)
+	}
+	r.record(ctx, ent, out, log)
 	return out
 }
 
@@ -88,8 +108,11 @@ func (r *Responder) retry(ctx context.Context, cb slack.InteractionCallback, id 
 		return "usage"
 	}
 	job := orig.Job
-	job.ID, job.RetryOf, job.User, job.Attempt = "", id, user, 0
+	job.ID, job.RetryOf, job.User, job.Attempt, job.ApprovedBy = "", id, user, 0, ""
 	job.CreatedAt, job.ResponseURL = r.now(), cb.ResponseURL
+	if out, done := r.protect(ctx, cb.TriggerID, job, tell, log); done {
+		return out
+	}
 	res, err := r.enqueue(ctx, job, queue.Dedupe{Key: "retry:" + id, TTL: r.cfg.RetryWindow})
 	if err != nil {
 		text, out := r.unavailable(err, log)

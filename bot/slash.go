@@ -146,6 +146,9 @@ func (r *Responder) queueCommand(ctx context.Context, w http.ResponseWriter, cmd
 		Request: parsed, Text: r.typed(cmd), User: cmd.UserID,
 		Channel: cmd.ChannelID, ResponseURL: cmd.ResponseURL, CreatedAt: r.now(),
 	}
+	if out, done := r.protect(ctx, cmd.TriggerID, job, func(text string) { reply(w, text) }, log); done {
+		return out
+	}
 	dd := queue.Dedupe{
 		Key: dedupeKey("cmd", cmd.TeamID, cmd.UserID, cmd.ChannelID, parsed.Kind, parsed.Service, parsed.Ref, parsed.Env, strconv.Itoa(parsed.Change)),
 		TTL: r.cfg.DedupeWindow,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
+	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/deploy"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
@@ -104,11 +105,20 @@ func (r *run) load(ctx context.Context) bool {
 // that this worker knows how.
 func (r *run) admit(ctx, runCtx context.Context) (Runner, bool) {
 	job := r.d.Job
-	if err := r.p.auth.Check(runCtx, job.User, job.Request.Permission()); err != nil {
+	err := r.p.auth.Check(runCtx, job.User, job.Request.Permission())
+	if err == nil && job.ApprovedBy != "" {
+		// The approval counts only while its giver may still approve.
+		err = r.p.auth.Check(runCtx, job.ApprovedBy, commands.Permission{Action: "approve", Env: job.Request.Env})
+	}
+	if err != nil {
 		var denied *authz.Denied
 		if errors.As(err, &denied) {
 			r.audit(ctx, "denied", denied.Permission.String())
-			r.fail(ctx, "Not run: "+denied.Error()+" (permissions are checked again when a job starts).", nil)
+			msg := "Not run: " + denied.Error() + " (permissions are checked again when a job starts)."
+			if denied.User != job.User {
+				msg = fmt.Sprintf("Not run: the approval by <@%s> no longer counts, as they may not approve in %s any more.", denied.User, job.Request.Env)
+			}
+			r.fail(ctx, msg, nil)
 		} else {
 			r.retryOrBury(ctx, err)
 		}

@@ -32,6 +32,9 @@ type Job struct {
 	// WaitForLock queues the job behind a lock on its environment instead
 	// of refusing it.
 	WaitForLock bool `json:"wait_for_lock,omitempty"`
+	// ApprovedBy is who approved a job to a protected environment that
+	// needs a second person.
+	ApprovedBy string `json:"approved_by,omitempty"`
 	// Attempt counts runs after retryable failures; the first run is 1.
 	Attempt   int       `json:"attempt"`
 	CreatedAt time.Time `json:"created_at"`
