@@ -52,6 +52,7 @@ func loopbackOnly() *http.Client {
 
 type fixture struct {
 	r      *Responder
+	client *Slack
 	q      *queue.Queue
 	slack  *slacktest.Server
 	health *Health
@@ -97,7 +98,7 @@ func newFixtureWith(t testing.TB, q *queue.Queue, reg *prometheus.Registry, auth
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Wait)
-	return &fixture{r: r, q: q, slack: fake, health: health, reg: reg}
+	return &fixture{r: r, client: s, q: q, slack: fake, health: health, reg: reg}
 }
 
 // do sends a signed request to the responder and returns the recorder.

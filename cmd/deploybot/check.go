@@ -60,6 +60,8 @@ func (l *loaded) check() {
 		l.warn("services", "no services are configured; every command will answer that it knows none")
 	}
 	l.checkPolicy()
+	l.checkIdentity()
+	l.checkProtected()
 }
 
 // bounds are the sensible ranges of durations; zero always means "the
@@ -237,11 +239,17 @@ func (l *loaded) checkService(name string, s svcCfg) {
 
 func (l *loaded) checkPolicy() {
 	p := l.cfg.Policy
-	if _, err := authz.NewStatic(p); err != nil {
+	if err := authz.CheckRules(p.Rules); err != nil {
 		l.bad("policy", "", "%v", strings.TrimPrefix(err.Error(), "authz: "))
 	}
 	if len(p.Rules) == 0 {
 		l.warn("policy", "no rules: everything is denied to everyone (the default); add groups and rules to let people build")
+	}
+	okta := l.cfg.Identity.Okta.URL != "" || l.cfg.Identity.OIDC.Issuer != ""
+	for i, r := range p.Rules {
+		if _, static := p.Groups[r.Group]; !static && !okta {
+			l.bad(fmt.Sprintf("policy.rules.%d.group", i), "", "group %q has no members: list them under policy.groups, or set up identity.okta or identity.oidc to take groups from Okta", r.Group)
+		}
 	}
 	for g, users := range p.Groups {
 		for i, u := range users {

@@ -37,6 +37,10 @@ type fileConfig struct {
 	Environments []string          `yaml:"environments"`
 	Services     map[string]svcCfg `yaml:"services"`
 	Policy       authz.Policy      `yaml:"policy"`
+	Identity     identityConfig    `yaml:"identity"`
+	Audit        auditConfig       `yaml:"audit"`
+	// Protected are the protected environments.
+	Protected map[string]protectedConfig `yaml:"protected_environments"`
 }
 
 type slackConfig struct {
@@ -308,6 +312,8 @@ func (l *loaded) applyEnv(getenv func(string) string) {
 	set("GERRIT_HTTP_PASSWORD", &c.Gerrit.Password)
 	set("MARATHON_PASSWORD", &c.Marathon.Password)
 	set("MESOS_SECRET", &c.Mesos.Secret)
+	set("OKTA_API_TOKEN", &c.Identity.Okta.APIToken)
+	set("OIDC_CLIENT_SECRET", &c.Identity.OIDC.ClientSecret)
 	set("DEPLOYBOT_JENKINS_HOOK_SECRET", &c.Hooks.JenkinsSecret)
 	set("DEPLOYBOT_GERRIT_HOOK_SECRET", &c.Hooks.GerritSecret)
 	set("VAULT_ADDR", &c.Vault.Address)

@@ -29,7 +29,7 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 	}
 	l, err := loadConfig(filepath.Join("..", "..", "examples", "deploybot.yaml"), func(k string) string {
 		return map[string]string{"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "JENKINS_API_TOKEN": "t", "VAULT_SECRET_ID": "v",
-			"GERRIT_HTTP_PASSWORD": "g", "MARATHON_PASSWORD": "m", "MESOS_SECRET": "ms"}[k]
+			"GERRIT_HTTP_PASSWORD": "g", "MARATHON_PASSWORD": "m", "MESOS_SECRET": "ms", "OKTA_API_TOKEN": "o", "OIDC_CLIENT_SECRET": "c"}[k]
 	})
 	if err != nil || len(l.problems)+len(l.warnings) != 0 {
 		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)
@@ -120,7 +120,7 @@ policy:
 		`deploybot.yaml:15:7: services.web.build.job: bad job name "x//y"`,
 		`deploybot.yaml:14:5: services.web.build: bad parameter name "bad name"`,
 		`deploybot.yaml:17:21: environments.1: "dev" is listed twice`,
-		`deploybot.yaml:18:1: policy: rule 0 names group "ghosts"`,
+		`deploybot.yaml:22:7: policy.rules.0.group: group "ghosts" has no members`,
 		`deploybot.yaml:20:11: policy.groups.sre.0: "alice" is not a Slack user ID`,
 		`problem(s)`,
 	} {

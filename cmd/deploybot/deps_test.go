@@ -17,6 +17,8 @@ const module = "github.com/seed-5eb4e92e/deploybot"
 var allowedInternal = map[string][]string{
 	"commands":               {},
 	"authz":                  {"commands"},
+	"authz/okta":             {},
+	"authz/signin":           {"authz", "commands"},
 	"worker/queue":           {"commands"},
 	"backends/internal":      {},
 	"backends/jenkins":       {"backends/jenkins", "backends/internal"},

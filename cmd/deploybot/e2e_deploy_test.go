@@ -124,7 +124,7 @@ groups:
   sre: [U0ANN]
 rules:
   - group: devs
-    allow: ["deploy:*:api", "rollback:*:api", "lock:staging"]
+    allow: ["deploy:*:api", "promote:*:api", "rollback:*:api", "lock:staging"]
   - group: sre
     allow: ["*"]
 `),

@@ -5,6 +5,8 @@
 //	deploybot worker --config FILE       only the workers
 //	deploybot shell [--config FILE]      everything in one process, simulated backends, a chat prompt
 //	deploybot check-config --config FILE validate a config and exit non-zero with the reasons
+//	deploybot policy export              print the policy in force as YAML
+//	deploybot audit export --since WHEN  print the audit trail as JSON lines
 //	deploybot version                    print build information
 package main
 
@@ -38,6 +40,8 @@ commands:
                 Marathon, Mesos and Slack, reading slash commands from the
                 terminal (or a script on stdin)
   check-config  validate a config file; print each problem and exit non-zero
+  policy export print the policy in force (from Redis) as YAML
+  audit export  print the audit trail since --since as JSON lines
   version       print build information
 
 flags (all commands):
@@ -55,6 +59,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	cmd := args[0]
+	if cmd == "policy" || cmd == "audit" {
+		return runExport(ctx, args, getenv, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("DEPLOYBOT_CONFIG"), "config file")

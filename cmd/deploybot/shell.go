@@ -16,8 +16,8 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
-// The shell's user (you), channel and team. Everyone in the shell has
-// every permission.
+// The shell's user (you), channel and team. Without a config file you are
+// an SRE (admin) and ann a developer; see demoConfig.
 const (
 	shellUser    = "UDEVSHELL"
 	shellChannel = "CDEVSHELL"
@@ -26,7 +26,7 @@ const (
 )
 
 const shellBanner = `deploybot shell: embedded Redis, a simulated Jenkins, Gerrit, Marathon and Mesos behind mTLS, a development CA and a fake Slack, all in this process.
-You are @you in #shell, with every permission; "as ann <line>" types as your teammate @ann. Type /deploy help, click retry, simulate break api, help, or exit.
+You are @you in #shell, an SRE with every permission; "as ann <line>" types as your teammate @ann, a developer who may ship to staging. Type /deploy help, click retry, simulate break api, help, or exit.
 Simulated builds: a ref containing "fail" fails, "flaky" fails once then passes, "abort" is aborted.
 `
 
@@ -66,6 +66,15 @@ func demoConfig() fileConfig {
 		Services: map[string]svcCfg{
 			"api": demoPipeline(svcCfg{DefaultRef: "main", Build: buildCfg{Job: "api-build", RefParam: "BRANCH"}, GerritProject: "platform/api", Channel: shellChannel}),
 			"web": {DefaultRef: "main", Build: buildCfg{Job: "frontend/web-build", RefParam: "GIT_REF"}, GerritProject: "platform/web", Channel: shellChannel},
+		},
+		// You are an SRE; ann is a developer who may ship to staging.
+		Policy: authz.Policy{
+			Groups: map[string][]string{"sre": {shellUser}, "developers": {shellAnn}},
+			Rules: []authz.Rule{
+				{Group: "sre", Allow: []string{"*"}},
+				{Group: "developers", Allow: []string{"build:*", "recheck:*", "submit:*", "deploy:dev:*", "deploy:staging:*",
+					"promote:staging:*", "rollback:staging:*", "lock:staging"}},
+			},
 		},
 	}
 }
@@ -115,8 +124,7 @@ func runShell(ctx context.Context, configPath string, stdin io.Reader, stdout io
 	defer sims.Close()
 	changes := sims.configure(&l.cfg, getenv("REDIS_URL"))
 
-	log.Warn("shell: you have every permission (local identity); this mode is for development only")
-	a, err := newApp(l, roleShell, log, wiring{auth: authz.AllowAll{}, certs: sims.ca,
+	a, err := newApp(l, roleShell, log, wiring{certs: sims.ca,
 		pollInterval: 300 * time.Millisecond, workerBlock: 100 * time.Millisecond, recheck: time.Second})
 	if err != nil {
 		fmt.Fprintln(stdout, "shell:", err)

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/backends/gerrit"
 	"github.com/seed-5eb4e92e/deploybot/backends/vault"
 	"github.com/seed-5eb4e92e/deploybot/bot"
@@ -72,7 +71,6 @@ type app struct {
 // wiring holds what differs between a real process and the shell or a
 // test: whom to trust, and how fast to poll.
 type wiring struct {
-	auth bot.Authorizer
 	// certs replaces Vault as the source of client certificates (the
 	// shell's development CA).
 	certs        certSource
@@ -115,12 +113,10 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 		}
 	}
 	a.wireHealth(r)
-	auth := w.auth
-	if auth == nil {
-		if auth, err = authz.NewStatic(c.Policy); err != nil {
-			a.close()
-			return nil, err
-		}
+	acc, err := a.wireAccess(c)
+	if err != nil {
+		a.close()
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
@@ -128,15 +124,18 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	mux.HandleFunc("GET /healthz", a.health.ServeHealthz)
 	mux.HandleFunc("GET /readyz", a.health.ServeReadyz)
 	if r.responds() {
-		if err := a.wireResponder(l, auth, metrics); err != nil {
+		if err := a.wireResponder(l, acc, metrics); err != nil {
 			a.close()
 			return nil, err
 		}
 		mux.Handle("/slack/", a.responder.Handler())
 		mux.Handle("/hooks/", a.responder.Handler())
+		if acc.flow != nil {
+			mux.Handle("/oidc/", a.responder.Handler())
+		}
 	}
 	if r.works() {
-		if err := a.wireWorkers(l, auth, w); err != nil {
+		if err := a.wireWorkers(l, acc, w); err != nil {
 			a.close()
 			return nil, err
 		}
@@ -200,7 +199,7 @@ func (a *app) connectRedis(url string, r role) error {
 	return nil
 }
 
-func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) error {
+func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
 	c := &l.cfg
 	signing, err := secret(c.Slack.SigningSecret, c.Slack.SigningSecretFile)
 	if err != nil {
@@ -224,12 +223,14 @@ func (a *app) wireResponder(l *loaded, auth bot.Authorizer, m *bot.Metrics) erro
 		RetryWindow:   c.Queue.RecordTTL.D(),
 		MaxBody:       c.Responder.MaxBody,
 		Hooks:         hooks,
-	}, table, catalog(c), a.responderDeps(c, auth, m), a.log)
+		Protected:     protected(c),
+	}, table, catalog(c), a.responderDeps(c, acc, m), a.log)
 	return err
 }
 
-func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
+func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 	c := &l.cfg
+	auth := acc.auth
 	jc, err := a.jenkinsClient(c, w)
 	if err != nil {
 		return err
@@ -276,12 +277,20 @@ func (a *app) wireWorkers(l *loaded, auth bot.Authorizer, w wiring) error {
 		BackoffMax:  c.Worker.BackoffMax.D(),
 		Grace:       c.Worker.ShutdownGrace.D(),
 		Block:       w.workerBlock,
+		Audit:       acc.audit,
 	}, a.q, runners, auth, bot.NewReporter(a.slack, a.log), a.log)
 	return nil
 }
 
-func (a *app) responderDeps(c *fileConfig, auth bot.Authorizer, m *bot.Metrics) bot.Deps {
-	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: auth, FollowUp: a.slack, Health: a.health, Metrics: m}
+func (a *app) responderDeps(c *fileConfig, acc *access, m *bot.Metrics) bot.Deps {
+	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.auth, FollowUp: a.slack, Health: a.health, Metrics: m,
+		Policy: acc.policy, Audit: acc.audit}
+	if acc.flow != nil {
+		d.SignIn, d.OIDC = acc.flow, acc.flow
+	}
+	if len(c.Protected) > 0 {
+		d.Views, d.Approvals, d.Poster = a.slack, a.q, a.slack
+	}
 	if len(pipelines(c)) > 0 && c.Marathon.URL != "" {
 		d.Envs = a.q
 	}
