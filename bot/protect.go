@@ -145,7 +145,10 @@ func (r *Responder) confirmed(ctx context.Context, cb slack.InteractionCallback,
 	if !queue.ValidID(id) || r.approvals == nil {
 		return dialogSays("Not started", "This dialog does not name a request I know."), "bad_request"
 	}
-	pend, err := r.approvals.TakePending(ctx, id)
+	pend, err := r.approvals.Pending(ctx, id)
+	if err == nil && pend.Job.User == cb.User.ID {
+		pend, err = r.approvals.TakePending(ctx, id) // once, however often it is submitted
+	}
 	switch {
 	case errors.Is(err, queue.ErrNoPending):
 		return dialogSays("Not started", "This request has expired or was already confirmed. Run the command again."), "usage"

@@ -1,6 +1,7 @@
 // Package slacktest is a fake Slack for tests and for `deploybot shell`: the
 // Web API methods the bot calls (chat.postMessage, chat.update,
-// chat.postEphemeral, auth.test, users.info) and response_url endpoints.
+// chat.postEphemeral, auth.test, users.info, users.lookupByEmail,
+// conversations.open, views.open) and response_url endpoints.
 // Its answers are built from the payloads in testdata/, taken from Slack's
 // documentation and SDK mocks (sources in testdata/SOURCES.md); errors come
 // with HTTP 200 and ok:false, and rate limits with 429 and Retry-After, as
@@ -61,10 +62,12 @@ type Response struct {
 
 // Event is one change the bot made, for observers such as the shell.
 type Event struct {
-	// Kind is "post", "update", "reply" or "response".
+	// Kind is "post", "update", "reply", "response" or "view".
 	Kind     string
 	Message  Message
 	Response Response
+	// View is the modal a "view" event opened.
+	View OpenedView
 }
 
 // Server is a running fake Slack.
@@ -85,13 +88,16 @@ type Server struct {
 	observers []func(Event)
 	users     map[string]string // e-mail address → user ID
 	names     map[string]string // "#name" → channel ID
+	views     []OpenedView
+	exchanged map[string]bool // trigger_ids views.open has used
+	expired   bool            // every trigger_id has expired
 }
 
 type limit struct{ times, retryAfter, status int }
 
 // Start runs a fake Slack that requires token (if not empty).
 func Start(token string) *Server {
-	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}, users: map[string]string{}, names: map[string]string{}}
+	s := &Server{token: token, calls: map[string]int{}, limits: map[string]*limit{}, blocked: map[string]bool{}, users: map[string]string{}, names: map[string]string{}, exchanged: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/{method}", s.serveAPI)
 	mux.HandleFunc("POST /response/{name}", s.serveResponse)
@@ -266,6 +272,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeFile(w, http.StatusOK, "conversations.open.json", func(m map[string]any) {
 			m["channel"] = map[string]any{"id": DMChannel(r.PostForm.Get("users"))}
 		})
+	case "views.open":
+		s.openView(w, r)
 	case "users.info":
 		id := r.PostForm.Get("user")
 		writeFile(w, http.StatusOK, "users.info.json", func(m map[string]any) {
