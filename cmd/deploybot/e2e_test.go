@@ -151,7 +151,8 @@ func (e *e2e) post(t *testing.T, path string, body []byte, sign bool) (int, stri
 	return resp.StatusCode, string(out)
 }
 
-func (e *e2e) slash(t *testing.T, text, user string) string {
+// slashForm is the recorded slash command with text, by user.
+func slashForm(t *testing.T, text, user string) url.Values {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "slack", "slash-command.txt"))
 	if err != nil {
@@ -160,6 +161,12 @@ func (e *e2e) slash(t *testing.T, text, user string) string {
 	form, _ := url.ParseQuery(strings.TrimSpace(string(raw)))
 	form.Set("text", text)
 	form.Set("user_id", user)
+	return form
+}
+
+func (e *e2e) slash(t *testing.T, text, user string) string {
+	t.Helper()
+	form := slashForm(t, text, user)
 	form.Set("response_url", e.slack.ResponseURL("cmd"))
 	status, body := e.post(t, "/slack/commands", []byte(form.Encode()), true)
 	if status != http.StatusOK {

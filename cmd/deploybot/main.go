@@ -91,21 +91,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "shell":
 		return runShell(ctx, *configPath, stdin, stdout, log, getenv)
 	case "serve", "responder", "worker":
-		l, ok := loadOrReport(*configPath, getenv, stderr)
-		if !ok {
-			return 1
-		}
-		for _, w := range l.warnings {
-			log.Warn("config: " + w.String())
-		}
-		if err := runServer(ctx, l, role(cmd), log); err != nil {
-			log.Error(cmd+" stopped", "err", err)
-			return 1
-		}
-		return 0
+		return runRole(ctx, role(cmd), *configPath, getenv, stderr, log)
 	}
 	fmt.Fprintf(stderr, "deploybot: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// runRole is serve, responder or worker.
+func runRole(ctx context.Context, r role, configPath string, getenv func(string) string, stderr io.Writer, log *slog.Logger) int {
+	l, ok := loadOrReport(configPath, getenv, stderr)
+	if !ok {
+		return 1
+	}
+	for _, w := range l.warnings {
+		log.Warn("config: " + w.String())
+	}
+	if err := runServer(ctx, l, r, log); err != nil {
+		log.Error(string(r)+" stopped", "err", err)
+		return 1
+	}
+	return 0
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

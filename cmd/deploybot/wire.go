@@ -73,9 +73,11 @@ type app struct {
 type wiring struct {
 	// certs replaces Vault as the source of client certificates (the
 	// shell's development CA).
-	certs        certSource
-	jenkinsHTTP  *http.Client
-	slackHTTP    *http.Client
+	certs       certSource
+	jenkinsHTTP *http.Client
+	slackHTTP   *http.Client
+	// oidcHTTP reaches the OpenID Provider (tests: one that trusts it).
+	oidcHTTP     *http.Client
 	pollInterval time.Duration
 	workerBlock  time.Duration
 	// recheck is how often a job waiting for a lock looks again.
@@ -113,7 +115,7 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 		}
 	}
 	a.wireHealth(r)
-	acc, err := a.wireAccess(c)
+	acc, err := a.wireAccess(c, w)
 	if err != nil {
 		a.close()
 		return nil, err
@@ -199,38 +201,8 @@ func (a *app) connectRedis(url string, r role) error {
 	return nil
 }
 
-func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
-	c := &l.cfg
-	signing, err := secret(c.Slack.SigningSecret, c.Slack.SigningSecretFile)
-	if err != nil {
-		return fmt.Errorf("slack signing secret: %w", err)
-	}
-	if signing == "" {
-		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file")
-	}
-	table, err := commands.NewTable(c.SlashCommand, available(c))
-	if err != nil {
-		return err
-	}
-	hooks, err := hookAuth(c.Hooks)
-	if err != nil {
-		return err
-	}
-	a.responder, err = bot.New(bot.Config{
-		SigningSecret: signing,
-		AckTimeout:    c.Responder.AckTimeout.D(),
-		DedupeWindow:  c.Responder.DedupeWindow.D(),
-		RetryWindow:   c.Queue.RecordTTL.D(),
-		MaxBody:       c.Responder.MaxBody,
-		Hooks:         hooks,
-		Protected:     protected(c),
-	}, table, catalog(c), a.responderDeps(c, acc, m), a.log)
-	return err
-}
-
 func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 	c := &l.cfg
-	auth := acc.auth
 	jc, err := a.jenkinsClient(c, w)
 	if err != nil {
 		return err
@@ -240,7 +212,7 @@ func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 		return err
 	}
 	engine := a.blameEngine(c, jc, gc)
-	notices := worker.NoticeRunner{Blame: engine, Auth: auth, Notices: a.q}
+	notices := worker.NoticeRunner{Blame: engine, Auth: acc.auth, Notices: a.q}
 	runners := map[string]worker.Runner{
 		"hook":         worker.EventRunner{Blame: engine},
 		"notice-retry": notices,
@@ -266,7 +238,7 @@ func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 		return err
 	}
 	if gc != nil {
-		changes := worker.ChangeRunner{Gerrit: gc, Auth: auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}
+		changes := worker.ChangeRunner{Gerrit: gc, Auth: acc.auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}
 		runners["recheck"], runners["submit"] = changes, changes
 	}
 	a.pool = worker.New(worker.Config{
@@ -278,23 +250,8 @@ func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 		Grace:       c.Worker.ShutdownGrace.D(),
 		Block:       w.workerBlock,
 		Audit:       acc.audit,
-	}, a.q, runners, auth, bot.NewReporter(a.slack, a.log), a.log)
+	}, a.q, runners, acc.auth, bot.NewReporter(a.slack, a.log), a.log)
 	return nil
-}
-
-func (a *app) responderDeps(c *fileConfig, acc *access, m *bot.Metrics) bot.Deps {
-	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.auth, FollowUp: a.slack, Health: a.health, Metrics: m,
-		Policy: acc.policy, Audit: acc.audit}
-	if acc.flow != nil {
-		d.SignIn, d.OIDC = acc.flow, acc.flow
-	}
-	if len(c.Protected) > 0 {
-		d.Views, d.Approvals, d.Poster = a.slack, a.q, a.slack
-	}
-	if len(pipelines(c)) > 0 && c.Marathon.URL != "" {
-		d.Envs = a.q
-	}
-	return d
 }
 
 // certSource gives client certificates: Vault's PKI, or the development CA.

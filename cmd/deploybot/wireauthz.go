@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -13,6 +14,10 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/authz/signin"
 	"github.com/seed-5eb4e92e/deploybot/bot"
 )
+
+// oidcTimeout bounds the calls to the OpenID Provider: discovery at start,
+// the code exchange and the key fetch at each sign-in.
+const oidcTimeout = 10 * time.Second
 
 // access is who users are, what they may do, and the record of what they
 // did: one of each per process, shared by the responder and the workers.
@@ -34,7 +39,7 @@ func redisPrefix(c *fileConfig) string {
 // wireAccess seeds the policy from the config file on the first start and
 // sets up the identity sources. Signing in fetches the provider's discovery
 // document now, so a wrong issuer stops the start with its reason.
-func (a *app) wireAccess(c *fileConfig) (*access, error) {
+func (a *app) wireAccess(c *fileConfig, w wiring) (*access, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	prefix := redisPrefix(c)
@@ -62,7 +67,7 @@ func (a *app) wireAccess(c *fileConfig) (*access, error) {
 	if c.Identity.OIDC.Issuer != "" {
 		hint = "sign in with `" + slashOf(c) + " login`"
 		note := linkNote{slack: a.slack, filter: filter, slash: slashOf(c)}
-		if acc.flow, err = a.signIn(ctx, c, ids, note, prefix); err != nil {
+		if acc.flow, err = a.signIn(ctx, c, ids, note, prefix, w.oidcHTTP); err != nil {
 			return nil, err
 		}
 	}
@@ -97,8 +102,11 @@ func (a *app) identities(c *fileConfig, prefix string) (*authz.Identities, error
 	return authz.NewIdentities(cfg, a.rdb, prefix, a.log), nil
 }
 
-func (a *app) signIn(ctx context.Context, c *fileConfig, ids *authz.Identities, note signin.Notifier, prefix string) (*signin.Flow, error) {
+func (a *app) signIn(ctx context.Context, c *fileConfig, ids *authz.Identities, note signin.Notifier, prefix string, hc *http.Client) (*signin.Flow, error) {
 	o := c.Identity.OIDC
+	if hc == nil {
+		hc = &http.Client{Timeout: oidcTimeout}
+	}
 	clientSecret, err := secret(o.ClientSecret, o.ClientSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("oidc client secret: %w", err)
@@ -106,7 +114,7 @@ func (a *app) signIn(ctx context.Context, c *fileConfig, ids *authz.Identities, 
 	flow, err := signin.New(ctx, signin.Config{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: clientSecret, RedirectURL: o.RedirectURL,
 		GroupsClaim: o.GroupsClaim, LinkTTL: o.LinkTTL.D(),
-	}, signin.NewRedisStates(a.rdb, prefix), ids, note, nil, a.log)
+	}, signin.NewRedisStates(a.rdb, prefix), ids, note, hc, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("identity.oidc: %w", err)
 	}
