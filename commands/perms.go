@@ -101,12 +101,18 @@ func parsePerms(args []string, _ Catalog) (Request, error) {
 	default:
 		return Request{}, usageErrorf(permsUsage, "I don't know `perms %s`.", p.Verb)
 	}
+	return req, checkRuleNames(p)
+}
+
+// checkRuleNames refuses names that could be read as markup or that no
+// rule could hold.
+func checkRuleNames(p PermsRequest) error {
 	for _, s := range []string{p.Target, p.Group, p.Action, p.Service, p.Env} {
 		if s != "" && !ruleName.MatchString(s) {
-			return Request{}, usageErrorf(permsUsage, "%q is not a group, action, service or environment name.", s)
+			return usageErrorf(permsUsage, "%q is not a group, action, service or environment name.", s)
 		}
 	}
-	return req, nil
+	return nil
 }
 
 func optional(args []string, i int) string {
