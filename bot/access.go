@@ -220,7 +220,7 @@ func (r *Responder) permsHistory(ctx context.Context, w http.ResponseWriter, log
 	for _, v := range hist {
 		fmt.Fprintf(&b, "• *%d* — %s, by %s, %s\n", v.N, escape(v.Change), who(v.By), v.At.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	b.WriteString("`" + r.table.Slash + " perms rollback <version>` puts a version's rules back.")
+	b.WriteString("`" + r.table.Slash + " perms rollback " + escape("<version>") + "` puts a version's rules back.")
 	reply(w, b.String())
 	return "perms"
 }

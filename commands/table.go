@@ -176,7 +176,10 @@ func (t *Table) HelpFor(topic string, cat Catalog, may func(Command) bool) strin
 			}
 			b.WriteString(line + "` — " + c.Summary + "\n")
 		}
-		if hidden > 0 {
+		switch {
+		case hidden == 1:
+			b.WriteString(fmt.Sprintf("_1 more command needs permissions you don't have; `%s whoami` shows yours._\n", t.Slash))
+		case hidden > 1:
 			b.WriteString(fmt.Sprintf("_%d more commands need permissions you don't have; `%s whoami` shows yours._\n", hidden, t.Slash))
 		}
 	}

@@ -233,3 +233,41 @@ func TestShellArtifactFitsTheConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestShellPermissions: in the shell you are an SRE and ann a developer;
+// you change the policy from the prompt, and the audit trail has it.
+func TestShellPermissions(t *testing.T) {
+	t.Parallel()
+	script := strings.Join([]string{
+		"as ann /deploy api main to prod",
+		"/deploy perms grant developers deploy api prod",
+		"/deploy perms test UDEVANN deploy api prod",
+		"/deploy perms rollback 1",
+		"as ann /deploy perms grant developers deploy api prod",
+		"as ann /deploy whoami",
+		"/deploy audit 3",
+	}, "\n") + "\n"
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if code := run(ctx, []string{"shell"}, strings.NewReader(script), &out, &errb, noEnv); code != 0 {
+		t.Fatalf("shell exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"(only ann) ⛔ Not allowed: you may not deploy api in prod (needs `deploy:prod:api`); your groups: developers.",
+		"(only you) ✅ Policy version 2: grant developers deploy:prod:api.",
+		"✅ may `deploy:prod:api`: allowed by the rule `deploy:prod:api` of group `developers` (policy version 2)",
+		"(only you) ✅ Policy version 3: rollback to version 1.",
+		"(only ann) ⛔ Not allowed: you may not manage permissions or read the audit trail (needs `admin`)",
+		"Your groups: developers.",
+		"@ann command `/deploy perms grant developers deploy api prod` → *denied* — admin",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("shell output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s", got)
+	}
+}

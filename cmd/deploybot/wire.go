@@ -334,7 +334,8 @@ func (degraded) Degraded() bool { return true }
 func (d degraded) Unwrap() error { return d.error }
 
 // available are the commands this config can run: no recheck or submit
-// without Gerrit, no deploys without anything to deploy to.
+// without Gerrit, no deploys without anything to deploy to, no login
+// without a sign-in.
 func available(c *fileConfig) []commands.Command {
 	deploys := false
 	for _, s := range c.Services {
@@ -349,6 +350,10 @@ func available(c *fileConfig) []commands.Command {
 			}
 		case "deploy", "promote", "rollback", "history", "lock", "unlock":
 			if !deploys {
+				continue
+			}
+		case "login":
+			if c.Identity.OIDC.Issuer == "" {
 				continue
 			}
 		}
