@@ -61,6 +61,10 @@ func parsePerms(args []string, _ Catalog) (Request, error) {
 	if len(args) > 0 {
 		p.Verb, args = strings.ToLower(args[0]), args[1:]
 	}
+	args, err := joinQuoted(args)
+	if err != nil {
+		return Request{}, err
+	}
 	req := Request{Perms: &p}
 	switch p.Verb {
 	case "show":
@@ -113,6 +117,33 @@ func checkRuleNames(p PermsRequest) error {
 		}
 	}
 	return nil
+}
+
+// joinQuoted joins words in quotes into one, for group names with spaces
+// ("Platform Engineers"); Slack may send the quotes curly.
+func joinQuoted(args []string) ([]string, error) {
+	var out []string
+	var open []string
+	for _, a := range args {
+		a = strings.NewReplacer("“", `"`, "”", `"`).Replace(a)
+		switch {
+		case open == nil && strings.HasPrefix(a, `"`) && len(a) > 1 && strings.HasSuffix(a, `"`):
+			out = append(out, strings.Trim(a, `"`))
+		case open == nil && strings.HasPrefix(a, `"`):
+			open = []string{strings.TrimPrefix(a, `"`)}
+		case open != nil && strings.HasSuffix(a, `"`):
+			out = append(out, strings.Join(append(open, strings.TrimSuffix(a, `"`)), " "))
+			open = nil
+		case open != nil:
+			open = append(open, a)
+		default:
+			out = append(out, a)
+		}
+	}
+	if open != nil {
+		return nil, usageErrorf(permsUsage, "A quote is not closed: %q.", `"`+strings.Join(open, " "))
+	}
+	return out, nil
 }
 
 func optional(args []string, i int) string {
