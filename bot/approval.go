@@ -127,20 +127,3 @@ func (r *Responder) approve(ctx context.Context, cb slack.InteractionCallback, p
 	r.replace(cb.ResponseURL, fmt.Sprintf("✅ <@%s> approved <@%s>'s request to %s — job `%s`.", cb.User.ID, job.User, describeAsk(job.Request), res.ID), log)
 	return "approved"
 }
-
-// replace rewrites the message a button was on, after the ack.
-func (r *Responder) replace(responseURL, text string, log *slog.Logger) {
-	if r.follow == nil || responseURL == "" {
-		return
-	}
-	r.bg.Add(1)
-	go func() {
-		defer r.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		msg := &slack.WebhookMessage{ReplaceOriginal: true, Text: text, Blocks: &slack.Blocks{BlockSet: []slack.Block{section(text)}}}
-		if err := r.follow.FollowUp(ctx, responseURL, msg); err != nil {
-			log.Warn("replacing the message failed", "err", err)
-		}
-	}()
-}

@@ -236,8 +236,19 @@ func reply(w http.ResponseWriter, text string) {
 	writeJSON(w, ephemeral{ResponseType: "ephemeral", Text: text, Blocks: []slack.Block{section(text)}})
 }
 
-// followUp sends msg to a response_url after the ack, without holding it up.
+// followUp sends text, seen only by the user, to a response_url after the
+// ack, without holding it up.
 func (r *Responder) followUp(responseURL, text string, log *slog.Logger) {
+	r.respond(responseURL, &slack.WebhookMessage{ResponseType: "ephemeral", Text: text}, log)
+}
+
+// replace rewrites the message a button was on, after the ack.
+func (r *Responder) replace(responseURL, text string, log *slog.Logger) {
+	msg := &slack.WebhookMessage{ReplaceOriginal: true, Text: text, Blocks: &slack.Blocks{BlockSet: []slack.Block{section(text)}}}
+	r.respond(responseURL, msg, log)
+}
+
+func (r *Responder) respond(responseURL string, msg *slack.WebhookMessage, log *slog.Logger) {
 	if r.follow == nil || responseURL == "" {
 		return
 	}
@@ -246,7 +257,6 @@ func (r *Responder) followUp(responseURL, text string, log *slog.Logger) {
 		defer r.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		msg := &slack.WebhookMessage{ResponseType: "ephemeral", Text: text}
 		if err := r.follow.FollowUp(ctx, responseURL, msg); err != nil {
 			log.Warn("follow-up failed", "err", err)
 		}
