@@ -14,8 +14,8 @@ import (
 // Entry is one line of the audit trail: who did what, where, and how it
 // ended. Entries are appended and never edited.
 type Entry struct {
-	// ID is the entry's stream ID and Time when it was appended; both are
-	// set by Append.
+	// ID is the entry's stream ID, set by Append; Time is when it happened,
+	// set by Append when the caller did not.
 	ID   string    `json:"id,omitempty"`
 	Time time.Time `json:"time"`
 	// User is the Slack user; Email their linked or looked-up identity,
@@ -63,7 +63,10 @@ func NewAudit(cfg AuditConfig, rdb redis.UniversalClient, prefix string) *Audit 
 
 // Append saves e and returns its ID.
 func (a *Audit) Append(ctx context.Context, e Entry) (string, error) {
-	e.Time = a.now().UTC()
+	if e.Time.IsZero() {
+		e.Time = a.now()
+	}
+	e.Time = e.Time.UTC()
 	if e.Email == "" && a.cfg.Identities != nil && e.User != "" {
 		if id, err := a.cfg.Identities.Identify(ctx, e.User); err == nil {
 			e.Email = id.Email

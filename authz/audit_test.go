@@ -27,7 +27,7 @@ func TestAuditAppendReadExport(t *testing.T) {
 		{User: "U_SRE", Kind: "policy", What: "/deploy perms grant dev build *", Outcome: "changed", Detail: "version 2"},
 	} {
 		i = j
-		e.Time = time.Unix(0, 0) // ignored: Append stamps the time
+		e.Time = time.Time{} // Append stamps it
 		if _, err := a.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}

@@ -52,7 +52,12 @@ func Decide(rules []Rule, groups []string, perm commands.Permission) Decision {
 	}
 	want := perm.String()
 	allow, deny := Match, Match
-	if perm.AnyService() {
+	switch {
+	case perm.Action == "admin":
+		// admin is one permission, not an action on some service: only
+		// "admin" or "*" grants it, never a pattern like "*:staging:*".
+		allow, deny = matchExactly, matchExactly
+	case perm.AnyService():
 		want = perm.Action
 		allow, deny = matchAction, matchActionEverywhere
 	}
@@ -74,6 +79,8 @@ func Decide(rules []Rule, groups []string, perm commands.Permission) Decision {
 	}
 	return granted
 }
+
+func matchExactly(pattern, perm string) bool { return pattern == "*" || pattern == perm }
 
 // CheckRules reports the first invalid rule: one without a group or with a
 // bad pattern.
@@ -165,16 +172,29 @@ func withGrant(rules []Rule, group, pattern string, deny bool) ([]Rule, bool) {
 	return out, true
 }
 
-// withoutGrant returns rules with pattern removed from group's allow and
-// deny lists, and whether it was there. A rule left empty is dropped.
+// Canonical is pattern in its shortest form of the same meaning: trailing
+// "*" parts after a "*" add nothing ("rollback:*:*" is "rollback:*").
+func Canonical(pattern string) string {
+	segs := strings.Split(pattern, ":")
+	for len(segs) > 2 && segs[len(segs)-1] == "*" && segs[len(segs)-2] == "*" {
+		segs = segs[:len(segs)-1]
+	}
+	return strings.Join(segs, ":")
+}
+
+// withoutGrant returns rules with pattern (or one of the same meaning)
+// removed from group's allow and deny lists, and whether it was there. A
+// rule left empty is dropped.
 func withoutGrant(rules []Rule, group, pattern string) ([]Rule, bool) {
+	pattern = Canonical(pattern)
 	out := make([]Rule, 0, len(rules))
 	found := false
 	for _, r := range cloneRules(rules) {
 		if r.Group == group {
 			n := len(r.Allow) + len(r.Deny)
-			r.Allow = slices.DeleteFunc(r.Allow, func(p string) bool { return p == pattern })
-			r.Deny = slices.DeleteFunc(r.Deny, func(p string) bool { return p == pattern })
+			same := func(p string) bool { return Canonical(p) == pattern }
+			r.Allow = slices.DeleteFunc(r.Allow, same)
+			r.Deny = slices.DeleteFunc(r.Deny, same)
 			found = found || len(r.Allow)+len(r.Deny) < n
 			if len(r.Allow)+len(r.Deny) == 0 {
 				continue

@@ -14,6 +14,7 @@ func TestDecideSaysWhichRule(t *testing.T) {
 		{Group: "dev", Allow: []string{"build:*", "deploy:staging:*", "promote:staging:*"}},
 		{Group: "contractors", Deny: []string{"deploy:*:billing"}},
 		{Group: "approvers", Allow: []string{"approve:prod"}},
+		{Group: "stagers", Allow: []string{"*:staging:*", "a*:x"}},
 	}
 	deploy := func(env, svc string) commands.Permission {
 		return commands.Permission{Action: "deploy", Env: env, Service: svc}
@@ -35,6 +36,9 @@ func TestDecideSaysWhichRule(t *testing.T) {
 		{name: "approve per environment", groups: []string{"approvers"}, perm: commands.Permission{Action: "approve", Env: "prod"},
 			want: Decision{Allowed: true, Group: "approvers", Pattern: "approve:prod"}},
 		{name: "admin only from star or admin", groups: []string{"dev"}, perm: commands.Permission{Action: "admin"}, want: Decision{}},
+		{name: "a wildcard action is not admin", groups: []string{"stagers"}, perm: commands.Permission{Action: "admin"}, want: Decision{}},
+		{name: "a wildcard action works on its environment", groups: []string{"stagers"}, perm: deploy("staging", "api"),
+			want: Decision{Allowed: true, Group: "stagers", Pattern: "*:staging:*"}},
 		{name: "star grants admin", groups: []string{"sre"}, perm: commands.Permission{Action: "admin"}, want: Decision{Allowed: true, Group: "sre", Pattern: "*"}},
 		{name: "read-only needs nothing", perm: commands.Permission{Service: "api"}, want: Decision{Allowed: true}, explain: "needs no permission"},
 	}
@@ -120,6 +124,10 @@ func TestGrantAndRevokeEditRules(t *testing.T) {
 	next, found := withoutGrant(next, "interns", "deploy:*")
 	if !found || len(next) != 1 {
 		t.Fatalf("revoking the only pattern should drop the rule: %+v", next)
+	}
+	seeded := []Rule{{Group: "dev", Allow: []string{"rollback:*:*", "build:*"}}}
+	if next, found := withoutGrant(seeded, "dev", "rollback:*"); !found || len(next[0].Allow) != 1 {
+		t.Fatalf("revoking rollback:* did not remove the seeded rollback:*:*: %+v", next)
 	}
 	if _, found := withoutGrant(next, "dev", "lock:prod"); found {
 		t.Fatal("revoking a pattern the group does not have reported a change")

@@ -233,7 +233,13 @@ func (r *Responder) permsChange(ctx context.Context, w http.ResponseWriter, user
 		err     error
 		pattern string
 	)
-	if p.Verb != "rollback" {
+	switch {
+	case p.Pattern != "":
+		if pattern, err = p.Pattern, authz.CheckPattern(p.Pattern); err != nil {
+			reply(w, "Nothing changed: "+escape(err.Error())+".")
+			return "usage"
+		}
+	case p.Verb != "rollback":
 		if pattern, err = authz.GrantPattern(p.Action, p.Service, p.Env); err != nil {
 			reply(w, "Nothing changed: "+err.Error()+".")
 			return "usage"

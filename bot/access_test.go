@@ -45,6 +45,7 @@ func TestPermsFromSlack(t *testing.T) {
 		{"UDEV1", "perms show prod", []string{"Policy version 4", "*dev* may `deploy:prod:api`", "*sre* may `*`"}},
 		{"UDEV1", "perms history", []string{"*4* — rollback to version 2, by <@USRE1>", "*1* — seeded from the config file, by the config file"}},
 		{"USRE1", "perms rollback 9", []string{"There is no policy version 9"}},
+		{"USRE1", "perms revoke dev build:*", []string{"Policy version 5: revoke dev build:*"}},
 		{"UDEV1", "login", []string{"Signing in is not set up here"}},
 	}
 	for _, st := range steps {
@@ -55,6 +56,7 @@ func TestPermsFromSlack(t *testing.T) {
 			}
 		}
 	}
+	f.r.Wait() // entries are appended after each answer
 	entries, err := audit.Recent(context.Background(), authz.AuditFilter{}, 50)
 	if err != nil || len(entries) != len(steps) {
 		t.Fatalf("audit has %d entries (%v), want one per command: %d", len(entries), err, len(steps))
@@ -68,8 +70,8 @@ func TestPermsFromSlack(t *testing.T) {
 			changed++
 		}
 	}
-	if denied != 1 || changed != 3 {
-		t.Fatalf("audit recorded %d denials and %d policy changes, want 1 and 3: %+v", denied, changed, entries)
+	if denied != 1 || changed != 4 {
+		t.Fatalf("audit recorded %d denials and %d policy changes, want 1 and 4: %+v", denied, changed, entries)
 	}
 	// /deploy audit reads it back, to admins only.
 	if got := strings.Join(sectionTexts(t, f.command(t, "audit <@UDEV1> 5", "USRE1", "ephemeral")), "\n"); !strings.Contains(got, "<@UDEV1> command `/deploy perms grant dev deploy api prod` → *denied* — admin") {

@@ -39,6 +39,7 @@ func (r *Responder) askApproval(ctx context.Context, pend queue.Pending, log *sl
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if r.poster == nil {
+			r.followUp(pend.Job.ResponseURL, "⚠️ I can't post approval requests here, so nothing will start.", log)
 			return
 		}
 		if _, err := r.poster.PostMessage(ctx, pend.Job.Channel, text, blocks); err != nil {
@@ -74,6 +75,10 @@ func (r *Responder) decide(ctx context.Context, cb slack.InteractionCallback, ac
 	}
 	pend, err := r.approvals.Pending(ctx, id)
 	switch {
+	case err == nil && !(pend.Approval && pend.Confirmed):
+		// Still in its requester's dialog: not theirs to decide yet.
+		tell("That request has not been confirmed by its requester; there is nothing to approve yet.")
+		return "usage"
 	case errors.Is(err, queue.ErrNoPending):
 		r.replace(cb.ResponseURL, "⌛ This request was decided already or has expired; nothing more will start from it.", log)
 		return "usage"
@@ -94,9 +99,15 @@ func (r *Responder) decide(ctx context.Context, cb slack.InteractionCallback, ac
 			return r.deniedFollowUp(ctx, err, tell, log)
 		}
 	}
-	if pend, err = r.approvals.TakePending(ctx, id); err != nil {
-		tell("Someone decided this request a moment before you.")
+	pend, err = r.approvals.TakePending(ctx, id)
+	switch {
+	case errors.Is(err, queue.ErrNoPending):
+		tell("Someone decided this request a moment before you, or it expired just now.")
 		return "duplicate"
+	case err != nil:
+		text, out := r.unavailable(err, log)
+		tell(text)
+		return out
 	}
 	if action == ActionReject {
 		verb := "Rejected"

@@ -31,17 +31,25 @@ func entryOf(ctx context.Context) *authz.Entry {
 	return &authz.Entry{}
 }
 
-// record appends e to the audit trail. It runs once the answer is decided
-// and, like the answer, within the ack deadline; a failure is logged, and
-// does not undo what was done.
-func (r *Responder) record(ctx context.Context, e *authz.Entry, out outcome, log *slog.Logger) {
+// record appends e to the audit trail after the answer has gone: Slack's
+// three seconds are for the answer. A failure is logged, and does not undo
+// what was done.
+func (r *Responder) record(e *authz.Entry, out outcome, log *slog.Logger) {
 	if r.audit == nil {
 		return
 	}
 	e.Outcome = string(out)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if _, err := r.audit.Append(ctx, *e); err != nil {
-		log.Error("audit entry not saved", "err", err, "kind", e.Kind, "outcome", e.Outcome)
+	if e.Time.IsZero() {
+		e.Time = r.now()
 	}
+	entry := *e
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := r.audit.Append(ctx, entry); err != nil {
+			log.Error("audit entry not saved", "err", err, "kind", entry.Kind, "outcome", entry.Outcome)
+		}
+	}()
 }

@@ -57,7 +57,7 @@ func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) 
 		return "ignored"
 	}
 	w.WriteHeader(http.StatusOK)
-	r.record(req.Context(), ent, out, r.log.With("user", cb.User.ID, "command", act.ActionID))
+	r.record(ent, out, r.log.With("user", cb.User.ID, "command", act.ActionID))
 	return out
 }
 
@@ -72,7 +72,7 @@ func (r *Responder) handleConfirm(w http.ResponseWriter, ctx context.Context, cb
 	} else {
 		writeJSON(w, ans)
 	}
-	r.record(ctx, ent, out, log)
+	r.record(ent, out, log)
 	return out
 }
 

@@ -143,6 +143,11 @@ func TestProtectedEnvironmentNeedsSomeoneElsesApproval(t *testing.T) {
 	f := protectedFixture(t)
 	f.protectedCommand(t, "api main to prod", "U_ANN", "ann1")
 	id := f.slack.Views()[0].PrivateMetadata
+	// Approving a request still in its requester's dialog does nothing.
+	f.click(t, ActionApprove, id, "U_BOB", f.slack.ResponseURL("early"))
+	if got := f.lastResponse(t, "early"); !strings.Contains(got, "has not been confirmed by its requester") {
+		t.Fatalf("approve before the confirmation answered %q", got)
+	}
 	if body := f.submit(t, id, "U_ANN"); strings.TrimSpace(body) != "" {
 		t.Fatalf("submit answered %q", body)
 	}

@@ -72,7 +72,7 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 	defer cancel()
 	ent := &authz.Entry{User: cmd.UserID, Kind: "command", What: r.typed(cmd)}
 	out = r.command(withEntry(ctx, ent), w, cmd, log)
-	r.record(ctx, ent, out, log)
+	r.record(ent, out, log)
 	return out
 }
 

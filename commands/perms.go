@@ -20,6 +20,9 @@ type PermsRequest struct {
 	Action  string `json:"action,omitempty"`
 	Service string `json:"service,omitempty"`
 	Env     string `json:"env,omitempty"`
+	// Pattern is a rule's pattern written out ("rollback:*:*"), which
+	// grant, deny and revoke take instead of an action, service and env.
+	Pattern string `json:"pattern,omitempty"`
 	// User is the Slack user ID a test is about.
 	User string `json:"user,omitempty"`
 	// Version is the version a rollback goes back to.
@@ -36,12 +39,15 @@ func (p PermsRequest) Changes() bool {
 	return false
 }
 
-const permsUsage = "Usage: `/deploy perms show [group|service|env]`, `/deploy perms grant|deny|revoke <group> <action> [service] [env]`, " +
+const permsUsage = "Usage: `/deploy perms show [group|service|env]`, `/deploy perms grant|deny|revoke <group> <action> [service] [env]` (or `<group> <pattern>`), " +
 	"`/deploy perms test @user <action> [service] [env]`, `/deploy perms history`, `/deploy perms rollback <version>`"
 
 // ruleName is a group, action, service or environment as a rule names it:
 // a name or a glob, nothing that could be read as markup.
 var ruleName = regexp.MustCompile(`^[A-Za-z0-9*?_.@-][A-Za-z0-9*?_.@ -]{0,99}$`)
+
+// rawPattern is a pattern written out, as perms show lists it.
+var rawPattern = regexp.MustCompile(`^[A-Za-z0-9*?_.-]+(:[A-Za-z0-9*?_.-]+){1,2}$`)
 
 // slackUser is a user mention as Slack escapes it, or a bare user ID.
 var slackUser = regexp.MustCompile(`^(?:<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|@?([UW][A-Z0-9]{2,20}))$`)
@@ -81,6 +87,9 @@ func parsePerms(args []string, _ Catalog) (Request, error) {
 		p.Group, p.Action = args[0], strings.ToLower(args[1])
 		p.Service, p.Env = optional(args, 2), optional(args, 3)
 		req.Action = "admin"
+		if strings.Contains(p.Action, ":") && len(args) == 2 && rawPattern.MatchString(args[1]) {
+			p.Pattern, p.Action = args[1], ""
+		}
 	case "test":
 		if len(args) < 2 || len(args) > 4 {
 			return Request{}, usageErrorf(permsUsage, "`perms test` takes a user, an action, and optionally a service and an environment.")

@@ -26,6 +26,7 @@ func TestParsePermsAndIdentity(t *testing.T) {
 			want: perms("admin", PermsRequest{Verb: "grant", Group: "sre", Action: "deploy", Service: "*", Env: "prod"})},
 		{name: "deny", text: "perms deny contractors deploy billing",
 			want: perms("admin", PermsRequest{Verb: "deny", Group: "contractors", Action: "deploy", Service: "billing"})},
+		{name: "revoke a pattern", text: "perms revoke dev *:staging:*", want: perms("admin", PermsRequest{Verb: "revoke", Group: "dev", Pattern: "*:staging:*"})},
 		{name: "revoke", text: "perms revoke dev lock", want: perms("admin", PermsRequest{Verb: "revoke", Group: "dev", Action: "lock"})},
 		{name: "test mention", text: "perms test <@U0123ABC|ann> deploy api prod",
 			want: perms("", PermsRequest{Verb: "test", User: "U0123ABC", Action: "deploy", Service: "api", Env: "prod"})},

@@ -53,8 +53,9 @@ type deployEnv struct {
 	rep      *fakeReporter
 	// auth is asked when a job starts (default: everything allowed);
 	// audit, if set, gets the jobs stopped by it.
-	auth  worker.Authorizer
-	audit worker.Auditor
+	auth     worker.Authorizer
+	audit    worker.Auditor
+	approval map[string]bool
 	// base is the Marathon version of each app before the test.
 	base map[string]string
 
@@ -131,7 +132,7 @@ func (e *deployEnv) start(t *testing.T) (stop func()) {
 	t.Helper()
 	runners := map[string]worker.Runner{"deploy": e.runner, "promote": e.runner, "rollback": e.runner}
 	cfg := worker.Config{Concurrency: 2, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Block: 20 * time.Millisecond, Grace: time.Millisecond,
-		Audit: e.audit}
+		Audit: e.audit, Approval: e.approval}
 	return runPool(t, worker.New(cfg, e.q, runners, e.auth, e.rep, nil))
 }
 

@@ -124,6 +124,11 @@ func (r *run) admit(ctx, runCtx context.Context) (Runner, bool) {
 		}
 		return nil, false
 	}
+	if r.p.cfg.Approval[job.Request.Env] && queue.ChangesEnv(job.Request.Kind) && job.ApprovedBy == "" {
+		r.audit(ctx, "denied", "no approval")
+		r.fail(ctx, fmt.Sprintf("Not run: %s needs someone else's approval, and this job has none.", job.Request.Env), nil)
+		return nil, false
+	}
 	runner, ok := r.p.runners[job.Request.Kind]
 	if !ok {
 		r.fail(ctx, fmt.Sprintf("deploybot has no worker for %q jobs.", job.Request.Kind), nil)

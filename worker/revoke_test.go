@@ -53,3 +53,21 @@ func TestRevokedPermissionStopsQueuedDeploy(t *testing.T) {
 		t.Fatalf("audit entry = %+v", got)
 	}
 }
+
+// TestUnapprovedJobToApprovalEnvironmentIsRefused: a prod deploy that
+// needs an approval runs only with one, even if something queued it
+// without (an older responder during an upgrade, say).
+func TestUnapprovedJobToApprovalEnvironmentIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newDeployEnv(t, deploy.Target{})
+	e.approval = map[string]bool{"prod": true}
+	id := e.enqueue(t, deployJob("U_ANN", "prod", "v1")).ID
+	e.start(t)
+	rec := e.final(t, id)
+	if rec.State != queue.StateFailed || !strings.Contains(rec.Error, "prod needs someone else's approval") {
+		t.Fatalf("record = %+v; want it refused", rec)
+	}
+	if n, p := e.jenkins.QueueItemsCreated(), e.puts(prodApp); n != 0 || p != 0 {
+		t.Fatalf("an unapproved prod deploy ran %d builds and %d Marathon changes", n, p)
+	}
+}

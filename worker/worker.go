@@ -86,6 +86,10 @@ type Config struct {
 	// Audit, if set, gets an entry for each job stopped because its
 	// requester's permission was revoked after the request.
 	Audit Auditor
+	// Approval lists the environments where a deploy, promote or rollback
+	// runs only with someone else's approval. The responder asks for it;
+	// the worker refuses a job without one, whoever queued it.
+	Approval map[string]bool
 }
 
 // Auditor appends to the audit trail.

@@ -15,6 +15,12 @@ import (
 // the e-mail, or when several do (the wrapping error says which).
 var ErrNoUser = errors.New("no active user with that email")
 
+// ErrUnknownUser is wrapped, with ErrNoUser, when Okta has no user with
+// the e-mail at all, as opposed to only inactive or several active ones:
+// a caller may then fall back to another source of groups, which it must
+// not do for someone Okta has deactivated.
+var ErrUnknownUser = errors.New("okta has no user with that email")
+
 // ErrRateLimited is what every *RateLimited unwraps to.
 var ErrRateLimited = errors.New("rate limit reached")
 

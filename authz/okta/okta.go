@@ -188,7 +188,7 @@ func pickActive(email string, users []User) (User, error) {
 	case len(others) > 0:
 		return User{}, fmt.Errorf("%w: %s", ErrNoUser, strings.Join(others, ", "))
 	}
-	return User{}, ErrNoUser
+	return User{}, fmt.Errorf("%w: %w", ErrNoUser, ErrUnknownUser)
 }
 
 // groups lists the names of the groups of the user with Okta ID id.

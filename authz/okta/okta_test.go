@@ -96,6 +96,11 @@ func TestUserGroups(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.errHas) {
 					t.Fatalf("err = %v, want %v with %q", err, tt.wantErr, tt.errHas)
 				}
+				// Only someone Okta does not know at all may fall back
+				// to other groups; a deactivated user must not.
+				if unknown := tt.name == "unknown e-mail"; errors.Is(err, ErrUnknownUser) != unknown {
+					t.Fatalf("errors.Is(%v, ErrUnknownUser) = %v, want %v", err, !unknown, unknown)
+				}
 				if n := srv.Requests(oktatest.UserGroups); n != 0 {
 					t.Errorf("%d group requests for no user", n)
 				}

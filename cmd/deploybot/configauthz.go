@@ -129,3 +129,12 @@ func protected(c *fileConfig) map[string]bot.Protection {
 	}
 	return out
 }
+
+// approvalEnvs are the environments whose jobs need an approval.
+func approvalEnvs(c *fileConfig) map[string]bool {
+	out := map[string]bool{}
+	for env, p := range c.Protected {
+		out[env] = p.Approval
+	}
+	return out
+}

@@ -73,3 +73,15 @@ func TestPolicyAndAuditExport(t *testing.T) {
 		t.Fatalf("audit export without --since = %d: %s", code, errOut.String())
 	}
 }
+
+// TestAuditMirrorIsInert: what a user typed is posted to the audit channel
+// as text: no @channel, no link, no way out of the code span.
+func TestAuditMirrorIsInert(t *testing.T) {
+	t.Parallel()
+	got := inert("x` <!channel> <https://evil.example|docs> & more")
+	for _, bad := range []string{"`", "<!channel>", "<https://"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("inert(...) = %q still contains %q", got, bad)
+		}
+	}
+}

@@ -250,6 +250,7 @@ func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 		Grace:       c.Worker.ShutdownGrace.D(),
 		Block:       w.workerBlock,
 		Audit:       acc.audit,
+		Approval:    approvalEnvs(c),
 	}, a.q, runners, acc.auth, bot.NewReporter(a.slack, a.log), a.log)
 	return nil
 }

@@ -121,13 +121,22 @@ func (a *app) signIn(ctx context.Context, c *fileConfig, ids *authz.Identities, 
 	return flow, nil
 }
 
+// inactiveSubject stands for an Okta user who may not act: deactivated,
+// suspended, or one of several with the same e-mail.
+const inactiveSubject = "(not active in Okta)"
+
 // oktaDirectory is the Okta API as the identity sources ask it.
 type oktaDirectory struct{ c *okta.Client }
 
 func (d oktaDirectory) UserGroups(ctx context.Context, email string) (string, []string, error) {
 	u, groups, err := d.c.UserGroups(ctx, email)
-	if errors.Is(err, okta.ErrNoUser) {
+	switch {
+	case errors.Is(err, okta.ErrUnknownUser):
 		return "", nil, fmt.Errorf("%w: %w", authz.ErrNotInDirectory, err)
+	case errors.Is(err, okta.ErrNoUser):
+		// Deactivated, suspended or not unique: known to Okta, so no
+		// falling back to the config file's groups; no groups at all.
+		return inactiveSubject, nil, nil
 	}
 	return u.ID, groups, err
 }
@@ -163,13 +172,19 @@ func (a *app) auditMirror(channel string) func(authz.Entry) {
 		return nil
 	}
 	return func(e authz.Entry) {
-		line := fmt.Sprintf("<@%s> %s `%s` → *%s*", e.User, e.Kind, e.What, e.Outcome)
+		line := fmt.Sprintf("<@%s> %s `%s` → *%s*", e.User, e.Kind, inert(e.What), inert(e.Outcome))
 		if e.Job != "" {
 			line += " (job `" + e.Job + "`)"
 		}
 		if e.Detail != "" {
-			line += " — " + e.Detail
+			line += " — " + inert(e.Detail)
 		}
 		a.slack.PostAsync(channel, line)
 	}
+}
+
+// inert makes text a user typed show as typed in mrkdwn: no mention, link
+// or end of a code span.
+func inert(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'").Replace(s)
 }

@@ -249,6 +249,10 @@ func (q *Queue) indexes(job Job) []string {
 // deployKinds are the requests that change what runs in an environment.
 var deployKinds = map[string]bool{"deploy": true, "promote": true, "rollback": true}
 
+// ChangesEnv reports whether a request of kind changes what runs in an
+// environment: a deploy, promote or rollback.
+func ChangesEnv(kind string) bool { return deployKinds[kind] }
+
 // scripts are loaded by Init, so the first request does not pay for a
 // NOSCRIPT round trip.
 var scripts = []*redis.Script{enqueueScript, promoteScript, extendScript, finishScript, retryScript, buryScript, releaseScript, leaveScript, unlockScript, renewScript, lockEnvScript}
