@@ -90,14 +90,8 @@ func (r *Responder) decide(ctx context.Context, cb slack.InteractionCallback, ac
 	req := pend.Job.Request
 	ent.Service, ent.Env = req.Service, req.Env
 	own := user == pend.Job.User
-	switch {
-	case own && action == ActionApprove:
-		tell(fmt.Sprintf("You can't approve your own request: someone else who may approve in %s must.", escape(req.Env)))
-		return "denied"
-	case !own:
-		if err := r.auth.Check(ctx, user, commands.Permission{Action: "approve", Env: req.Env}); err != nil {
-			return r.deniedFollowUp(ctx, err, tell, log)
-		}
+	if out := r.mayDecide(ctx, user, own, action, req, tell, log); out != "" {
+		return out
 	}
 	pend, err = r.approvals.TakePending(ctx, id)
 	switch {
@@ -118,6 +112,21 @@ func (r *Responder) decide(ctx context.Context, cb slack.InteractionCallback, ac
 		return "rejected"
 	}
 	return r.approve(ctx, cb, pend, log)
+}
+
+// mayDecide refuses, with a reason, whoever may not take action on a
+// request: nobody approves their own, and others need approve:<env>.
+func (r *Responder) mayDecide(ctx context.Context, user string, own bool, action string, req commands.Request, tell func(string), log *slog.Logger) outcome {
+	switch {
+	case own && action == ActionApprove:
+		tell(fmt.Sprintf("You can't approve your own request: someone else who may approve in %s must.", escape(req.Env)))
+		return "denied"
+	case !own:
+		if err := r.auth.Check(ctx, user, commands.Permission{Action: "approve", Env: req.Env}); err != nil {
+			return r.deniedFollowUp(ctx, err, tell, log)
+		}
+	}
+	return ""
 }
 
 func (r *Responder) approve(ctx context.Context, cb slack.InteractionCallback, pend queue.Pending, log *slog.Logger) outcome {

@@ -81,15 +81,10 @@ func parsePerms(args []string, _ Catalog) (Request, error) {
 			p.Target = args[0]
 		}
 	case "grant", "deny", "revoke":
-		if len(args) < 2 || len(args) > 4 {
-			return Request{}, usageErrorf(permsUsage, "`perms %s` takes a group, an action, and optionally a service and an environment.", p.Verb)
+		if err := parseRule(&p, args); err != nil {
+			return Request{}, err
 		}
-		p.Group, p.Action = args[0], strings.ToLower(args[1])
-		p.Service, p.Env = optional(args, 2), optional(args, 3)
 		req.Action = "admin"
-		if strings.Contains(p.Action, ":") && len(args) == 2 && rawPattern.MatchString(args[1]) {
-			p.Pattern, p.Action = args[1], ""
-		}
 	case "test":
 		if len(args) < 2 || len(args) > 4 {
 			return Request{}, usageErrorf(permsUsage, "`perms test` takes a user, an action, and optionally a service and an environment.")
@@ -124,6 +119,21 @@ func checkRuleNames(p PermsRequest) error {
 		if s != "" && !ruleName.MatchString(s) {
 			return usageErrorf(permsUsage, "%q is not a group, action, service or environment name.", s)
 		}
+	}
+	return nil
+}
+
+// parseRule reads the rule a grant, deny or revoke is about: a group and
+// an action with an optional service and environment, or a group and a
+// written-out pattern.
+func parseRule(p *PermsRequest, args []string) error {
+	if len(args) < 2 || len(args) > 4 {
+		return usageErrorf(permsUsage, "`perms %s` takes a group, an action, and optionally a service and an environment.", p.Verb)
+	}
+	p.Group, p.Action = args[0], strings.ToLower(args[1])
+	p.Service, p.Env = optional(args, 2), optional(args, 3)
+	if strings.Contains(p.Action, ":") && len(args) == 2 && rawPattern.MatchString(args[1]) {
+		p.Pattern, p.Action = args[1], ""
 	}
 	return nil
 }

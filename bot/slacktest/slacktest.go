@@ -211,30 +211,40 @@ func (s *Server) emit(e Event) {
 	}
 }
 
+// limited counts a call to method and answers it with the failure a test
+// set up for it, if any is left, reporting whether it did.
+func (s *Server) limited(w http.ResponseWriter, method string) bool {
+	s.mu.Lock()
+	s.calls[method]++
+	l := s.limits[method]
+	if l == nil || l.times <= 0 {
+		s.mu.Unlock()
+		return false
+	}
+	l.times--
+	s.mu.Unlock()
+	if l.status != http.StatusTooManyRequests {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(l.status)
+		_, _ = w.Write([]byte("<html><body>Slack is having trouble</body></html>"))
+		return true
+	}
+	if l.retryAfter >= 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(l.retryAfter))
+	}
+	writeFile(w, http.StatusTooManyRequests, "error-ratelimited.json", nil)
+	return true
+}
+
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	method := r.PathValue("method")
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	s.calls[method]++
-	if l := s.limits[method]; l != nil && l.times > 0 {
-		l.times--
-		s.mu.Unlock()
-		if l.status != http.StatusTooManyRequests {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(l.status)
-			_, _ = w.Write([]byte("<html><body>Slack is having trouble</body></html>"))
-			return
-		}
-		if l.retryAfter >= 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(l.retryAfter))
-		}
-		writeFile(w, http.StatusTooManyRequests, "error-ratelimited.json", nil)
+	if s.limited(w, method) {
 		return
 	}
-	s.mu.Unlock()
 	token := r.PostForm.Get("token")
 	if token == "" {
 		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -291,107 +301,6 @@ func (s *Server) newTS() string {
 	defer s.mu.Unlock()
 	s.nextTS++
 	return fmt.Sprintf("1700000000.%06d", s.nextTS)
-}
-
-// maxSectionText is Slack's documented limit on a section block's text;
-// Slack refuses longer ones with invalid_blocks.
-const maxSectionText = 3000
-
-// validBlocks applies the limits Slack enforces that the bot could break.
-func validBlocks(raw string) bool {
-	if raw == "" {
-		return true
-	}
-	var blocks []struct {
-		Type string `json:"type"`
-		Text *struct {
-			Text string `json:"text"`
-		} `json:"text"`
-	}
-	if json.Unmarshal([]byte(raw), &blocks) != nil || len(blocks) > 50 {
-		return false
-	}
-	for _, b := range blocks {
-		if b.Type == "section" && b.Text != nil && len([]rune(b.Text.Text)) > maxSectionText {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
-	ch := r.PostForm.Get("channel")
-	if !validBlocks(r.PostForm.Get("blocks")) {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
-		return
-	}
-	s.mu.Lock()
-	if strings.HasPrefix(ch, "#") {
-		ch = s.names[ch] // Slack resolves a name; an unknown one is not found
-	}
-	blocked := s.blocked[ch]
-	s.mu.Unlock()
-	switch {
-	case ch == "":
-		writeFile(w, http.StatusOK, "error-channel_not_found.json", nil)
-		return
-	case blocked:
-		writeFile(w, http.StatusOK, "error-not_in_channel.json", nil)
-		return
-	}
-	m := &Message{Channel: ch, TS: s.newTS(), ThreadTS: r.PostForm.Get("thread_ts"), Text: r.PostForm.Get("text"), Blocks: r.PostForm.Get("blocks")}
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	msg := *m
-	s.mu.Unlock()
-	writeFile(w, http.StatusOK, "chat.postMessage.json", func(p map[string]any) {
-		p["channel"], p["ts"] = msg.Channel, msg.TS
-		if mm, ok := p["message"].(map[string]any); ok {
-			mm["text"], mm["ts"] = msg.Text, msg.TS
-			delete(mm, "attachments")
-		}
-	})
-	kind := "post"
-	if msg.ThreadTS != "" {
-		kind = "reply"
-	}
-	s.emit(Event{Kind: kind, Message: msg})
-}
-
-func (s *Server) update(w http.ResponseWriter, r *http.Request) {
-	ch, ts := r.PostForm.Get("channel"), r.PostForm.Get("ts")
-	if !validBlocks(r.PostForm.Get("blocks")) {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_blocks"})
-		return
-	}
-	if strings.HasPrefix(ch, "#") {
-		// chat.update refuses channel names (python-slack-sdk#696).
-		writeFile(w, http.StatusOK, "error-channel_not_found.json", nil)
-		return
-	}
-	s.mu.Lock()
-	var found *Message
-	for _, m := range s.msgs {
-		if m.Channel == ch && m.TS == ts {
-			found = m
-		}
-	}
-	if found == nil {
-		s.mu.Unlock()
-		writeJSON(w, map[string]any{"ok": false, "error": "message_not_found"})
-		return
-	}
-	found.Text, found.Blocks = r.PostForm.Get("text"), r.PostForm.Get("blocks")
-	found.Edits++
-	msg := *found
-	s.mu.Unlock()
-	writeFile(w, http.StatusOK, "chat.update.json", func(p map[string]any) {
-		p["channel"], p["ts"], p["text"] = msg.Channel, msg.TS, msg.Text
-		if mm, ok := p["message"].(map[string]any); ok {
-			mm["text"] = msg.Text
-		}
-	})
-	s.emit(Event{Kind: "update", Message: msg})
 }
 
 func (s *Server) serveResponse(w http.ResponseWriter, r *http.Request) {
