@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/seed-5eb4e92e/deploybot/authz"
 	"github.com/seed-5eb4e92e/deploybot/backends/jenkins"
 	"github.com/seed-5eb4e92e/deploybot/commands"
@@ -169,8 +167,11 @@ func (l *loaded) secretFileWarning(path string, err error) {
 func (l *loaded) checkRedis() {
 	r := l.cfg.Redis
 	if r.URL != "" {
-		if _, err := redis.ParseURL(r.URL); err != nil {
-			l.bad("redis.url", "REDIS_URL", "%s", redacted(err, r.URL))
+		rdb, err := redisClient(r.URL)
+		if err != nil {
+			l.bad("redis.url", "REDIS_URL", "%s", strings.TrimPrefix(err.Error(), "redis url: "))
+		} else {
+			rdb.Close() // made to check the URL; it never connected
 		}
 	}
 	if r.Prefix != "" && strings.ContainsAny(r.Prefix, "{}: \t") {

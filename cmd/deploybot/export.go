@@ -8,7 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
@@ -44,12 +43,11 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintln(stderr, "deploybot: set REDIS_URL (or redis.url) to the Redis the bot uses; the embedded one keeps nothing")
 		return 1
 	}
-	opts, err := redis.ParseURL(c.Redis.URL)
+	rdb, err := redisClient(c.Redis.URL)
 	if err != nil {
-		fmt.Fprintln(stderr, "deploybot: redis url:", redacted(err, c.Redis.URL))
+		fmt.Fprintln(stderr, "deploybot:", err)
 		return 1
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	if args[0] == "policy" {
 		err = exportPolicy(ctx, authz.NewPolicyStore(rdb, redisPrefix(c)), stdout)

@@ -192,12 +192,11 @@ func (a *app) connectRedis(url string, r role) error {
 		a.log.Warn("REDIS_URL is not set: using an embedded in-process Redis that keeps nothing across restarts; for development only", "addr", m.Addr())
 		url = "redis://" + m.Addr()
 	}
-	opts, err := redis.ParseURL(url)
+	rdb, err := redisClient(url)
 	if err != nil {
-		return fmt.Errorf("redis url: %s", redacted(err, url))
+		return err
 	}
-	opts.ContextTimeoutEnabled = true // a slow Redis must not hold the ack past its deadline
-	a.rdb = redis.NewClient(opts)
+	a.rdb = rdb
 	return nil
 }
 
