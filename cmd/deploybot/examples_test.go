@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -139,4 +141,74 @@ func TestMarathonExample(t *testing.T) {
 	if !roles["responder"] || !roles["worker"] {
 		t.Fatalf("roles in the example: %v", roles)
 	}
+}
+
+// TestPrometheusAlerts: every metric an example alert watches is one
+// deploybot registers (by its name in the source), so a renamed metric
+// cannot leave an alert that never fires.
+func TestPrometheusAlerts(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "examples", "prometheus", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+	source := moduleSource(t)
+	metric := regexp.MustCompile(`deploybot_[a-z_]+`)
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			names := metric.FindAllString(r.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("alert %s watches no deploybot metric: %s", r.Alert, r.Expr)
+			}
+			for _, name := range names {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+				if !strings.Contains(source, `"`+base+`"`) {
+					t.Errorf("alert %s watches %s, which deploybot does not export", r.Alert, base)
+				}
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d alerts", n)
+	}
+}
+
+// moduleSource is the module's non-test Go source, concatenated.
+func moduleSource(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b.Write(raw)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

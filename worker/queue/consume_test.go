@@ -298,3 +298,33 @@ func TestLeaveAndPrune(t *testing.T) {
 		t.Fatalf("consumers after Prune = %v", got)
 	}
 }
+
+// TestOldestWaiting: the queue-age gauge counts jobs no worker has picked
+// up, and only those.
+func TestOldestWaiting(t *testing.T) {
+	t.Parallel()
+	q, _, _ := queuetest.New(t, queue.Config{})
+	ctx := context.Background()
+	if age, err := q.OldestWaiting(ctx); err != nil || age != 0 {
+		t.Fatalf("empty queue: %v, %v", age, err)
+	}
+	before := time.Now()
+	for _, ref := range []string{"a", "b"} {
+		if _, err := q.Enqueue(ctx, buildJob("api", ref), queue.Dedupe{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(30 * time.Millisecond) // a lower bound only: the jobs have waited at least this
+	age, err := q.OldestWaiting(ctx)
+	if err != nil || age < 30*time.Millisecond || age > time.Since(before)+time.Second {
+		t.Fatalf("two waiting for 30ms: %v, %v", age, err)
+	}
+	mustNext(t, q, "w")
+	if age, err := q.OldestWaiting(ctx); err != nil || age > time.Since(before)+time.Second {
+		t.Fatalf("one picked up, one waiting: %v, %v", age, err)
+	}
+	mustNext(t, q, "w")
+	if age, err := q.OldestWaiting(ctx); err != nil || age != 0 {
+		t.Fatalf("both picked up: %v, %v; want 0", age, err)
+	}
+}

@@ -11,6 +11,7 @@ type metrics struct {
 	jobs  *prometheus.CounterVec
 	depth *prometheus.Desc
 	dead  *prometheus.Desc
+	age   *prometheus.Desc
 	q     *Queue
 }
 
@@ -25,6 +26,8 @@ func newMetrics(q *Queue, reg prometheus.Registerer) (*metrics, error) {
 			"Jobs waiting or running, including retries not yet due.", nil, nil),
 		dead: prometheus.NewDesc("deploybot_dead_letters",
 			"Entries in the dead-letter stream.", nil, nil),
+		age: prometheus.NewDesc("deploybot_queue_oldest_seconds",
+			"How long the oldest job no worker has picked up has waited; 0 when none waits.", nil, nil),
 	}
 	for _, e := range []string{"enqueued", "started", "succeeded", "failed", "retried", "dead"} {
 		m.jobs.WithLabelValues(e)
@@ -44,6 +47,7 @@ func newMetrics(q *Queue, reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.depth
 	ch <- m.dead
+	ch <- m.age
 }
 
 // Collect reads the queue's depth from Redis at scrape time; a scrape while
@@ -56,5 +60,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n, err := m.q.rdb.XLen(ctx, m.q.deadKey()).Result(); err == nil {
 		ch <- prometheus.MustNewConstMetric(m.dead, prometheus.GaugeValue, float64(n))
+	}
+	if age, err := m.q.OldestWaiting(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(m.age, prometheus.GaugeValue, age.Seconds())
 	}
 }

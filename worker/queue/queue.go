@@ -283,6 +283,35 @@ func (q *Queue) Depth(ctx context.Context) (int64, error) {
 	return n.Val() + d.Val(), nil
 }
 
+// OldestWaiting is how long the oldest job no worker has picked up yet has
+// waited: 0 when none waits. Retries not yet due do not count.
+func (q *Queue) OldestWaiting(ctx context.Context) (time.Duration, error) {
+	after := "-"
+	groups, err := q.rdb.XInfoGroups(ctx, q.streamKey()).Result()
+	if err != nil && !isNoStream(err) {
+		return 0, fmt.Errorf("queue: oldest waiting: %w", err)
+	}
+	for _, g := range groups {
+		if g.Name == q.cfg.Group {
+			after = "(" + g.LastDeliveredID
+		}
+	}
+	msgs, err := q.rdb.XRangeN(ctx, q.streamKey(), after, "+", 1).Result()
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	ms, err := strconv.ParseInt(strings.SplitN(msgs[0].ID, "-", 2)[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("queue: stream entry id %q: %w", msgs[0].ID, err)
+	}
+	return max(time.Since(time.UnixMilli(ms)), 0), nil
+}
+
+// isNoStream is Redis' answer to XINFO on a stream that does not exist yet.
+func isNoStream(err error) bool {
+	return strings.Contains(err.Error(), "no such key") || errors.Is(err, redis.Nil)
+}
+
 func decodeJob(msg redis.XMessage) (Job, error) {
 	raw, _ := msg.Values["job"].(string)
 	var job Job
