@@ -37,7 +37,7 @@ func (r *Responder) access(ctx context.Context, w http.ResponseWriter, cmd slack
 		return r.permsTest(ctx, w, p, log)
 	}
 	if r.policy == nil {
-		reply(w, "The policy comes from the config file here; change it there. `"+r.table.Slash+" whoami` shows what you may do.")
+		reply(w, "The policy comes from the config file here; change it there. `"+r.cmds().table.Slash+" whoami` shows what you may do.")
 		return "usage"
 	}
 	switch p.Verb {
@@ -69,7 +69,7 @@ func (r *Responder) whoami(ctx context.Context, w http.ResponseWriter, user stri
 	if len(x.Groups) == 0 {
 		b.WriteString("You are in no deploybot group, so you may only run read-only commands.")
 		if r.signIn != nil {
-			b.WriteString(" `" + r.table.Slash + " login` links your company account.")
+			b.WriteString(" `" + r.cmds().table.Slash + " login` links your company account.")
 		}
 		reply(w, b.String())
 		return "whoami"
@@ -102,7 +102,7 @@ func rulesText(rules []authz.Rule, title string) string {
 
 func (r *Responder) login(ctx context.Context, w http.ResponseWriter, user string, log *slog.Logger) outcome {
 	if r.signIn == nil {
-		reply(w, "Signing in is not set up here; your groups come from Okta by your Slack e-mail, or from the config file. `"+r.table.Slash+" whoami` shows them.")
+		reply(w, "Signing in is not set up here; your groups come from Okta by your Slack e-mail, or from the config file. `"+r.cmds().table.Slash+" whoami` shows them.")
 		return "usage"
 	}
 	u, err := r.signIn.Start(ctx, user)
@@ -179,9 +179,9 @@ func (r *Responder) permsShow(ctx context.Context, w http.ResponseWriter, p comm
 func (r *Responder) rulesAbout(rules []authz.Rule, target string) []authz.Rule {
 	var svc, env string
 	switch {
-	case slices.Contains(r.catalog.Environments, target):
+	case slices.Contains(r.cmds().catalog.Environments, target):
 		env = target
-	case slices.Contains(r.catalog.ServiceNames(), target):
+	case slices.Contains(r.cmds().catalog.ServiceNames(), target):
 		svc = target
 	}
 	var out []authz.Rule
@@ -220,7 +220,7 @@ func (r *Responder) permsHistory(ctx context.Context, w http.ResponseWriter, log
 	for _, v := range hist {
 		fmt.Fprintf(&b, "• *%d* — %s, by %s, %s\n", v.N, escape(v.Change), who(v.By), v.At.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	b.WriteString("`" + r.table.Slash + " perms rollback " + escape("<version>") + "` puts a version's rules back.")
+	b.WriteString("`" + r.cmds().table.Slash + " perms rollback " + escape("<version>") + "` puts a version's rules back.")
 	reply(w, b.String())
 	return "perms"
 }
@@ -255,13 +255,13 @@ func (r *Responder) permsChange(ctx context.Context, w http.ResponseWriter, user
 	}
 	switch {
 	case errors.Is(err, authz.ErrNoChange) && p.Verb == "revoke":
-		reply(w, fmt.Sprintf("Nothing changed: group `%s` has no rule `%s`. `%s perms show %s` lists its rules.", escape(p.Group), pattern, r.table.Slash, escape(p.Group)))
+		reply(w, fmt.Sprintf("Nothing changed: group `%s` has no rule `%s`. `%s perms show %s` lists its rules.", escape(p.Group), pattern, r.cmds().table.Slash, escape(p.Group)))
 		return "usage"
 	case errors.Is(err, authz.ErrNoChange):
 		reply(w, "Nothing changed: the policy already says that.")
 		return "usage"
 	case errors.Is(err, authz.ErrNoVersion):
-		reply(w, fmt.Sprintf("There is no policy version %d; `%s perms history` lists them.", p.Version, r.table.Slash))
+		reply(w, fmt.Sprintf("There is no policy version %d; `%s perms history` lists them.", p.Version, r.cmds().table.Slash))
 		return "usage"
 	case err != nil:
 		return r.policyUnavailable(w, err, log)
@@ -269,7 +269,7 @@ func (r *Responder) permsChange(ctx context.Context, w http.ResponseWriter, user
 	ent.Detail = fmt.Sprintf("policy version %d: %s", v.N, v.Change)
 	log.Info("policy changed", "version", v.N, "change", v.Change)
 	reply(w, fmt.Sprintf("✅ Policy version %d: %s. It applies at once, also to queued jobs; `%s perms rollback %d` undoes it.",
-		v.N, escape(v.Change), r.table.Slash, v.N-1))
+		v.N, escape(v.Change), r.cmds().table.Slash, v.N-1))
 	return "changed"
 }
 

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -141,8 +142,7 @@ func (c Config) withDefaults() Config {
 // Responder answers Slack's requests.
 type Responder struct {
 	cfg       Config
-	table     *commands.Table
-	catalog   commands.Catalog
+	menu      atomic.Pointer[menu]
 	q         Queue
 	notices   NoticeReader
 	envs      Envs
@@ -178,13 +178,31 @@ func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, lo
 		d.Health = NewHealth(HealthInput{})
 	}
 	r := &Responder{
-		cfg: cfg.withDefaults(), table: table, catalog: catalog, q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
+		cfg: cfg.withDefaults(), q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
 		policy: d.Policy, audit: d.Audit, signIn: d.SignIn, oidc: d.OIDC, views: d.Views, approvals: d.Approvals, poster: d.Poster,
 		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
+	r.SetCommands(table, catalog)
 	r.handler = r.routes()
 	return r, nil
 }
+
+// menu is what the responder understands: the command table and the
+// services and environments it checks names against. A reload swaps it
+// whole, so a request sees one or the other, never a mix.
+type menu struct {
+	table   *commands.Table
+	catalog commands.Catalog
+}
+
+// SetCommands replaces the command table and catalog, e.g. after the
+// config's services or environments changed. Requests in flight finish
+// with the old ones.
+func (r *Responder) SetCommands(table *commands.Table, catalog commands.Catalog) {
+	r.menu.Store(&menu{table: table, catalog: catalog})
+}
+
+func (r *Responder) cmds() *menu { return r.menu.Load() }
 
 // Handler serves the Slack endpoints and the health checks.
 func (r *Responder) Handler() http.Handler { return r.handler }

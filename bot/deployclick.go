@@ -85,7 +85,7 @@ func (r *Responder) lockRefusal(ctx context.Context, user string, req commands.R
 		return "⚠️ Nothing was started: I could not check the environment's lock (Redis is not answering).", "unavailable"
 	}
 	if found && l.Holds(user, r.now()) {
-		return fmt.Sprintf("🔒 Not started: %s. Use `%s unlock %s` if it should end.", lockLine(l), r.table.Slash, escape(req.Env)), "locked"
+		return fmt.Sprintf("🔒 Not started: %s. Use `%s unlock %s` if it should end.", lockLine(l), r.cmds().table.Slash, escape(req.Env)), "locked"
 	}
 	return "", ""
 }
@@ -96,7 +96,7 @@ func (r *Responder) waitForLock(ctx context.Context, cb slack.InteractionCallbac
 	user := cb.User.ID
 	log := r.log.With("user", user, "command", "deploy_wait")
 	tell := func(msg string) { r.followUp(cb.ResponseURL, msg, log) }
-	req, err := r.table.Parse(text, r.catalog)
+	req, err := r.cmds().table.Parse(text, r.cmds().catalog)
 	if err != nil || !changesEnv(req.Kind) {
 		tell("That button does not carry a deploy I can read.")
 		return "bad_request"
@@ -107,7 +107,7 @@ func (r *Responder) waitForLock(ctx context.Context, cb slack.InteractionCallbac
 		return r.deniedFollowUp(ctx, err, tell, log)
 	}
 	job := queue.Job{
-		Request: req, Text: strings.TrimSpace(r.table.Slash + " " + text), User: user, Channel: cb.Channel.ID,
+		Request: req, Text: strings.TrimSpace(r.cmds().table.Slash + " " + text), User: user, Channel: cb.Channel.ID,
 		ResponseURL: cb.ResponseURL, WaitForLock: true, CreatedAt: r.now(),
 	}
 	dd := queue.Dedupe{Key: dedupeKey("wait", cb.Team.ID, user, cb.Channel.ID, text), TTL: r.cfg.DedupeWindow}

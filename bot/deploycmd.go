@@ -82,7 +82,7 @@ func (r *Responder) lock(ctx context.Context, w http.ResponseWriter, cmd slack.S
 		return "locked"
 	}
 	log.Info("environment locked", "env", req.Env, "until", l.Until.UTC().Format("2006-01-02T15:04:05Z"))
-	text := fmt.Sprintf("🔒 %s. Deploys by anyone else are refused, or wait, until `%s unlock %s`.", lockLine(got), r.table.Slash, escape(req.Env))
+	text := fmt.Sprintf("🔒 %s. Deploys by anyone else are refused, or wait, until `%s unlock %s`.", lockLine(got), r.cmds().table.Slash, escape(req.Env))
 	writeJSON(w, ephemeral{ResponseType: "in_channel", Text: text, Blocks: []slack.Block{section(text)}})
 	return "queued"
 }

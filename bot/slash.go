@@ -83,7 +83,7 @@ func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outc
 func (r *Responder) typed(cmd slack.SlashCommand) string {
 	slash := cmd.Command
 	if slash == "" {
-		slash = r.table.Slash
+		slash = r.cmds().table.Slash
 	}
 	return strings.TrimSpace(slash + " " + cmd.Text)
 }
@@ -91,7 +91,7 @@ func (r *Responder) typed(cmd slack.SlashCommand) string {
 // command parses a slash command, checks that the user may run it, and
 // answers or queues it.
 func (r *Responder) command(ctx context.Context, w http.ResponseWriter, cmd slack.SlashCommand, log *slog.Logger) outcome {
-	parsed, err := r.table.Parse(cmd.Text, r.catalog)
+	parsed, err := r.cmds().table.Parse(cmd.Text, r.cmds().catalog)
 	if err != nil {
 		var ue *commands.UsageError
 		if errors.As(err, &ue) {
@@ -105,7 +105,7 @@ func (r *Responder) command(ctx context.Context, w http.ResponseWriter, cmd slac
 	ent.Service, ent.Env = parsed.Service, parsed.Env
 	switch parsed.Kind {
 	case "help":
-		reply(w, r.table.HelpFor(parsed.Topic, r.catalog, r.mayRun(ctx, cmd.UserID)))
+		reply(w, r.cmds().table.HelpFor(parsed.Topic, r.cmds().catalog, r.mayRun(ctx, cmd.UserID)))
 		return "help"
 	case "status":
 		return r.status(ctx, w, cmd, parsed, log)
@@ -221,7 +221,7 @@ func (r *Responder) status(ctx context.Context, w http.ResponseWriter, cmd slack
 // deploysAnything reports whether service (or, when "", any service) has
 // environments to deploy to.
 func (r *Responder) deploysAnything(service string) bool {
-	for _, s := range r.catalog.Services {
+	for _, s := range r.cmds().catalog.Services {
 		if (service == "" || s.Name == service) && len(s.Envs) > 0 {
 			return true
 		}

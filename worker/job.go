@@ -129,7 +129,7 @@ func (r *run) admit(ctx, runCtx context.Context) (Runner, bool) {
 		r.fail(ctx, fmt.Sprintf("Not run: %s needs someone else's approval, and this job has none.", job.Request.Env), nil)
 		return nil, false
 	}
-	runner, ok := r.p.runners[job.Request.Kind]
+	runner, ok := (*r.p.runners.Load())[job.Request.Kind]
 	if !ok {
 		r.fail(ctx, fmt.Sprintf("deploybot has no worker for %q jobs.", job.Request.Kind), nil)
 		return nil, false

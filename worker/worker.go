@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/authz"
@@ -130,7 +131,7 @@ func (c Config) withDefaults() Config {
 type Pool struct {
 	cfg     Config
 	q       *queue.Queue
-	runners map[string]Runner
+	runners atomic.Pointer[map[string]Runner]
 	auth    Authorizer
 	rep     Reporter
 	log     *slog.Logger
@@ -141,12 +142,17 @@ type Pool struct {
 	busy int
 }
 
+// SetRunners replaces the runners, e.g. after the config's services
+// changed. Jobs already running finish with the runner they started with.
+func (p *Pool) SetRunners(runners map[string]Runner) { p.runners.Store(&runners) }
+
 // New returns a pool; runners maps a command kind ("build") to its runner.
 func New(cfg Config, q *queue.Queue, runners map[string]Runner, auth Authorizer, rep Reporter, log *slog.Logger) *Pool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg.withDefaults(), q: q, runners: runners, auth: auth, rep: rep, log: log, now: time.Now}
+	p := &Pool{cfg: cfg.withDefaults(), q: q, auth: auth, rep: rep, log: log, now: time.Now}
+	p.SetRunners(runners)
 	p.idle = sync.NewCond(&p.mu)
 	return p
 }

@@ -106,7 +106,7 @@ func runRole(ctx context.Context, r role, configPath string, getenv func(string)
 	for _, w := range l.warnings {
 		log.Warn("config: " + w.String())
 	}
-	if err := runServer(ctx, l, r, log); err != nil {
+	if err := runServer(ctx, l, r, getenv, log); err != nil {
 		log.Error(string(r)+" stopped", "err", err)
 		return 1
 	}

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -16,11 +19,17 @@ import (
 // then shuts down without losing work: readiness turns red, the HTTP server
 // stops taking requests, workers finish or hand back what they hold, and
 // queued Slack calls are delivered.
-func runServer(ctx context.Context, l *loaded, r role, log *slog.Logger) error {
+//
+// SIGHUP reloads the config's services and environments (see reload).
+func runServer(ctx context.Context, l *loaded, r role, getenv func(string) string, log *slog.Logger) error {
 	a, err := newApp(l, r, log, wiring{})
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go a.reloadOnSignal(ctx, hup, l.name, getenv)
 	ln, err := net.Listen("tcp", l.cfg.listenAddr())
 	if err != nil {
 		a.close()

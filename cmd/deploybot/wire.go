@@ -66,6 +66,10 @@ type app struct {
 	pool      *worker.Pool
 	handler   http.Handler
 	hooksLn   net.Listener // the mTLS listener for /hooks/, when configured
+	// cfg, acc and wiring are what the app was built from, for a reload.
+	cfg    fileConfig
+	acc    *access
+	wiring wiring
 }
 
 // wiring holds what differs between a real process and the shell or a
@@ -86,7 +90,7 @@ type wiring struct {
 
 func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 	c := &l.cfg
-	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a := &app{log: log, reg: prometheus.NewRegistry(), cfg: *c, wiring: w}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := a.connectRedis(c.Redis.URL, r); err != nil {
 		return nil, err
@@ -120,6 +124,7 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 		a.close()
 		return nil, err
 	}
+	a.acc = acc
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	// /hooks/ is registered with /slack/ below, by the responder.
@@ -202,13 +207,34 @@ func (a *app) connectRedis(url string, r role) error {
 
 func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 	c := &l.cfg
-	jc, err := a.jenkinsClient(c, w)
+	runners, err := a.runners(c, acc, w)
 	if err != nil {
 		return err
 	}
+	a.pool = worker.New(worker.Config{
+		Concurrency: c.Worker.Concurrency,
+		JobTimeout:  c.Worker.JobTimeout.D(),
+		MaxAttempts: c.Worker.MaxAttempts,
+		BackoffBase: c.Worker.BackoffBase.D(),
+		BackoffMax:  c.Worker.BackoffMax.D(),
+		Grace:       c.Worker.ShutdownGrace.D(),
+		Block:       w.workerBlock,
+		Audit:       acc.audit,
+		Approval:    approvalEnvs(c),
+	}, a.q, runners, acc.auth, bot.NewReporter(a.slack, a.log), a.log)
+	return nil
+}
+
+// runners are the workers' runners for the config's services and
+// backends, one per job kind.
+func (a *app) runners(c *fileConfig, acc *access, w wiring) (map[string]worker.Runner, error) {
+	jc, err := a.jenkinsClient(c, w)
+	if err != nil {
+		return nil, err
+	}
 	gc, err := a.gerritClient(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	engine := a.blameEngine(c, jc, gc)
 	notices := worker.NoticeRunner{Blame: engine, Auth: acc.auth, Notices: a.q}
@@ -234,24 +260,13 @@ func (a *app) wireWorkers(l *loaded, acc *access, w wiring) error {
 		runners["build"] = worker.BuildRunner{Builds: builds, Blame: engine, DefaultRefs: defaults, Log: a.log}
 	}
 	if err := a.wireDeploys(c, jc, builds, runners, w); err != nil {
-		return err
+		return nil, err
 	}
 	if gc != nil {
 		changes := worker.ChangeRunner{Gerrit: gc, Auth: acc.auth, Service: projectService(c), RecheckComment: c.Gerrit.RecheckComment}
 		runners["recheck"], runners["submit"] = changes, changes
 	}
-	a.pool = worker.New(worker.Config{
-		Concurrency: c.Worker.Concurrency,
-		JobTimeout:  c.Worker.JobTimeout.D(),
-		MaxAttempts: c.Worker.MaxAttempts,
-		BackoffBase: c.Worker.BackoffBase.D(),
-		BackoffMax:  c.Worker.BackoffMax.D(),
-		Grace:       c.Worker.ShutdownGrace.D(),
-		Block:       w.workerBlock,
-		Audit:       acc.audit,
-		Approval:    approvalEnvs(c),
-	}, a.q, runners, acc.auth, bot.NewReporter(a.slack, a.log), a.log)
-	return nil
+	return runners, nil
 }
 
 // certSource gives client certificates: Vault's PKI, or the development CA.
