@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -59,15 +57,7 @@ rules:
 		t.Fatalf("config problems: %v", l.problems)
 	}
 	l.cfg.Slack.Interval = duration(time.Millisecond)
-	a, err := newApp(l, roleServe, slog.New(slog.NewJSONHandler(io.Discard, nil)), wiring{oidcHTTP: op.Client(), workerBlock: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.serve(ctx, srv.Listener) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv.URL = base
+	a := serveAppOn(t, l, roleServe, wiring{oidcHTTP: op.Client(), workerBlock: 20 * time.Millisecond}, srv)
 	e := &e2e{srv: srv, a: a, slack: fake}
 	const user = "U2147483697"
 

@@ -98,11 +98,18 @@ rules:
 // listener, until the test ends. It returns once /healthz answers.
 func serveApp(t *testing.T, l *loaded, r role, w wiring) (*app, *httptest.Server) {
 	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	return serveAppOn(t, l, r, w, srv), srv
+}
+
+// serveAppOn is serveApp on a server whose address the test needed
+// earlier (for a redirect URL in the config, say).
+func serveAppOn(t *testing.T, l *loaded, r role, w wiring, srv *httptest.Server) *app {
+	t.Helper()
 	a, err := newApp(l, r, slog.New(slog.NewJSONHandler(io.Discard, nil)), w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -120,7 +127,7 @@ func serveApp(t *testing.T, l *loaded, r role, w wiring) (*app, *httptest.Server
 		}
 		return err == nil && resp.StatusCode == 200
 	})
-	return a, srv
+	return a
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

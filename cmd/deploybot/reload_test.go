@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -48,18 +46,12 @@ func TestReloadServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(l, roleServe, slog.New(slog.NewJSONHandler(io.Discard, nil)), wiring{pollInterval: 2 * time.Millisecond, workerBlock: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := httptest.NewUnstartedServer(nil)
-	srv.URL = "http://" + srv.Listener.Addr().String()
+	a := serveAppOn(t, l, roleServe, wiring{pollInterval: 2 * time.Millisecond, workerBlock: 20 * time.Millisecond}, srv)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.serve(ctx, srv.Listener) }()
+	t.Cleanup(cancel)
 	hup := make(chan os.Signal, 1)
 	go a.reloadOnSignal(ctx, hup, path, getenv)
-	t.Cleanup(func() { cancel(); <-done })
 	e := &e2e{srv: srv, a: a, slack: fake, jenkins: sim}
 	const user = "U2147483697"
 
