@@ -43,7 +43,7 @@ func setup(t *testing.T, opts jenkinstest.Options) (*deploy.Builds, *jenkinstest
 	srv := jenkinstest.Start(opts)
 	t.Cleanup(srv.Close)
 	srv.AddJob("team/api-build", "BRANCH", "TARGET")
-	c, err := jenkins.New(jenkins.Config{URL: srv.URL}, nil, nil)
+	c, err := jenkins.New(jenkins.Config{URL: srv.URL}, ownTransport(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestFailuresAreExplained(t *testing.T) {
 			steps := &memSteps{}
 			if tc.name == "queue item forgotten" {
 				// The item started and was forgotten while no worker was watching.
-				c, _ := jenkins.New(jenkins.Config{URL: srv.URL}, nil, nil)
+				c, _ := jenkins.New(jenkins.Config{URL: srv.URL}, ownTransport(), nil)
 				id, _ := c.Trigger(context.Background(), "team/api-build", map[string]string{"BRANCH": "main", "TARGET": "docker"})
 				for i := 0; i < 4; i++ {
 					_, _ = c.QueueItem(context.Background(), id)

@@ -52,11 +52,11 @@ func newDeployEnv(t *testing.T, target deploy.Target) *deployEnv {
 		return e.unhealthy == nil || !e.unhealthy(app, version)
 	}})
 	t.Cleanup(e.marathon.Close)
-	jc, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, nil, nil)
+	jc, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, ownTransport(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.mc, err = marathon.New(marathon.Config{URL: e.marathon.URL}, nil, nil); err != nil {
+	if e.mc, err = marathon.New(marathon.Config{URL: e.marathon.URL}, ownTransport(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if target.App == "" {

@@ -80,11 +80,11 @@ func newDeployEnv(t *testing.T, staging deploy.Target) *deployEnv {
 	for _, id := range []string{stagingApp, prodApp} {
 		e.base[id] = e.marathon.AddApp(marathontest.AppSpec{ID: id, Image: baseImage, Instances: 2})
 	}
-	jc, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, nil, nil)
+	jc, err := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, ownTransport(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.mc, err = marathon.New(marathon.Config{URL: e.marathon.URL}, nil, nil); err != nil {
+	if e.mc, err = marathon.New(marathon.Config{URL: e.marathon.URL}, ownTransport(), nil); err != nil {
 		t.Fatal(err)
 	}
 	staging.App = stagingApp

@@ -37,7 +37,7 @@ func newChangeEnv(t *testing.T, policy authz.Policy) *changeEnv {
 	owner := gerrittest.Account{ID: 1000096, Name: "Ann Owner", Email: "ann@example.com", Username: "ann"}
 	sim.AddChange(gerrittest.Change{Project: "platform/api", Number: 1503, Branch: "main", Subject: "s", Owner: owner, Uploader: owner, PatchSet: 2})
 	sim.AddChange(gerrittest.Change{Project: "other/thing", Number: 77, Branch: "main", Subject: "s", Owner: owner, Uploader: owner, PatchSet: 1})
-	gc, err := gerrit.New(gerrit.Config{URL: sim.URL, User: "deploybot", Password: "pw"}, nil, nil)
+	gc, err := gerrit.New(gerrit.Config{URL: sim.URL, User: "deploybot", Password: "pw"}, ownTransport(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestOwnBuildsOfTheDefaultRefOnly(t *testing.T) {
 	sim := jenkinstest.Start(jenkinstest.Options{Outcome: func(string, url.Values, int) string { return "FAILURE" }})
 	t.Cleanup(sim.Close)
 	sim.AddJob("api-build", "BRANCH", "MODE")
-	jc, err := jenkins.New(jenkins.Config{URL: sim.URL}, nil, nil)
+	jc, err := jenkins.New(jenkins.Config{URL: sim.URL}, ownTransport(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

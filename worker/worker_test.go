@@ -315,7 +315,7 @@ func TestReclaimedJobFollowsTheSameBuild(t *testing.T) {
 	if err != nil || ghost == nil {
 		t.Fatalf("ghost Next = %v, %v", ghost, err)
 	}
-	c, _ := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, nil, nil)
+	c, _ := jenkins.New(jenkins.Config{URL: e.jenkins.URL}, ownTransport(), nil)
 	builds := &deploy.Builds{Builder: c, Jobs: map[string]deploy.BuildJob{"api": {Job: "api-build"}}, Poll: time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	_, _ = builds.Run(ctx, "api", "main", e.q.Steps(id), func(p deploy.Progress) {
