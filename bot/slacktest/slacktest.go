@@ -1,7 +1,9 @@
 // Package slacktest is a fake Slack for tests and for `deploybot shell`: the
 // Web API methods the bot calls (chat.postMessage, chat.update,
 // chat.postEphemeral, auth.test, users.info, users.lookupByEmail,
-// conversations.open, views.open) and response_url endpoints.
+// conversations.open, views.open, views.publish, apps.connections.open),
+// Socket Mode
+// connections, and response_url endpoints.
 // Its answers are built from the payloads in testdata/, taken from Slack's
 // documentation and SDK mocks (sources in testdata/SOURCES.md); errors come
 // with HTTP 200 and ok:false, and rate limits with 429 and Retry-After, as
@@ -62,7 +64,7 @@ type Response struct {
 
 // Event is one change the bot made, for observers such as the shell.
 type Event struct {
-	// Kind is "post", "update", "reply", "response" or "view".
+	// Kind is "post", "update", "reply", "response", "view" or "home".
 	Kind     string
 	Message  Message
 	Response Response
@@ -91,6 +93,8 @@ type Server struct {
 	views     []OpenedView
 	exchanged map[string]bool // trigger_ids views.open has used
 	expired   bool            // every trigger_id has expired
+	socket    *socketState    // nil until EnableSocketMode
+	homes     []Home
 }
 
 type limit struct{ times, retryAfter, status int }
@@ -101,6 +105,7 @@ func Start(token string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/{method}", s.serveAPI)
 	mux.HandleFunc("POST /response/{name}", s.serveResponse)
+	mux.HandleFunc("GET /link/", s.serveLink)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL + "/api/"
 	return s
@@ -245,6 +250,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, method) {
 		return
 	}
+	if method == "apps.connections.open" {
+		s.openConnection(w, r)
+		return
+	}
 	token := r.PostForm.Get("token")
 	if token == "" {
 		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -284,6 +293,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		})
 	case "views.open":
 		s.openView(w, r)
+	case "views.publish":
+		s.publishView(w, r)
 	case "users.info":
 		id := r.PostForm.Get("user")
 		writeFile(w, http.StatusOK, "users.info.json", func(m map[string]any) {
