@@ -82,12 +82,19 @@ type Deps struct {
 	Views     Views
 	Approvals Approvals
 	Poster    Poster
+	// Home publishes the App Home tab; nil leaves it empty.
+	Home HomePublisher
 }
 
 // Config tunes the responder. Defaults are on the fields.
 type Config struct {
-	// SigningSecret verifies requests (v0 HMAC-SHA256). Required.
+	// SigningSecret verifies requests (v0 HMAC-SHA256). Required, unless
+	// SocketMode is set: then, without it, Slack requests over HTTP are
+	// refused with 404.
 	SigningSecret string
+	// SocketMode says Slack reaches the responder over Socket Mode
+	// (ServeSocketMode).
+	SocketMode bool
 	// AckTimeout bounds the whole ack path, well inside Slack's 3 s.
 	// Default 2s.
 	AckTimeout time.Duration
@@ -154,6 +161,7 @@ type Responder struct {
 	views     Views
 	approvals Approvals
 	poster    Poster
+	home      HomePublisher
 	follow    FollowUpper
 	health    *Health
 	metrics   *Metrics
@@ -165,7 +173,7 @@ type Responder struct {
 
 // New returns a responder.
 func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, log *slog.Logger) (*Responder, error) {
-	if cfg.SigningSecret == "" {
+	if cfg.SigningSecret == "" && !cfg.SocketMode {
 		return nil, errors.New("bot: a signing secret is required")
 	}
 	if log == nil {
@@ -180,7 +188,7 @@ func New(cfg Config, table *commands.Table, catalog commands.Catalog, d Deps, lo
 	r := &Responder{
 		cfg: cfg.withDefaults(), q: d.Queue, notices: d.Notices, envs: d.Envs, auth: d.Auth,
 		policy: d.Policy, audit: d.Audit, signIn: d.SignIn, oidc: d.OIDC, views: d.Views, approvals: d.Approvals, poster: d.Poster,
-		follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
+		home: d.Home, follow: d.FollowUp, health: d.Health, metrics: d.Metrics, log: log, now: time.Now,
 	}
 	r.SetCommands(table, catalog)
 	r.handler = r.routes()

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 func (r *Responder) deployClick(ctx context.Context, cb slack.InteractionCallback, action, id string) outcome {
 	user := cb.User.ID
 	log := r.log.With("user", user, "command", action, "source", id)
-	tell := func(text string) { r.followUp(cb.ResponseURL, text, log) }
+	tell := r.teller(cb, log)
 	if !queue.ValidID(id) {
 		tell("That button does not name a job I know.")
 		return "bad_request"
@@ -50,10 +51,9 @@ func (r *Responder) deployClick(ctx context.Context, cb slack.InteractionCallbac
 		tell(text)
 		return out
 	}
-	channel := cb.Channel.ID
-	if channel == "" {
-		channel = src.Channel
-	}
+	// A click on the Home tab has no channel: the job reports where the
+	// deploy it came from did.
+	channel := cmp.Or(cb.Channel.ID, src.Channel, src.Job.Channel)
 	job := queue.Job{Request: req, User: user, Channel: channel, ResponseURL: cb.ResponseURL, Source: id, CreatedAt: r.now()}
 	return r.queueClick(ctx, cb.TriggerID, job, queue.Dedupe{Key: action + ":" + id, TTL: r.cfg.RetryWindow}, tell, log)
 }

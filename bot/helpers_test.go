@@ -93,7 +93,7 @@ func newFixtureWith(t testing.TB, q *queue.Queue, reg *prometheus.Registry, auth
 		cfg.SigningSecret = testSecret
 	}
 	health := NewHealth(HealthInput{})
-	r, err := New(cfg, table, cat, Deps{Queue: q, Notices: q, Envs: envs, Auth: auth, FollowUp: s, Health: health, Metrics: m}, nil)
+	r, err := New(cfg, table, cat, Deps{Queue: q, Notices: q, Envs: envs, Auth: auth, FollowUp: s, Health: health, Metrics: m, Home: s}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

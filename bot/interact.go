@@ -163,7 +163,9 @@ func (r *Responder) handleEvent(w http.ResponseWriter, req *http.Request) outcom
 		_, _ = w.Write([]byte(ch.Challenge))
 		return "challenge"
 	}
-	// No event types are handled yet; Slack only needs a 200.
 	w.WriteHeader(http.StatusOK)
+	if home, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+		return r.homeOpened(home)
+	}
 	return "ignored"
 }

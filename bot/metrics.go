@@ -9,6 +9,8 @@ type Metrics struct {
 	slackCalls       *prometheus.CounterVec
 	slackRateLimited *prometheus.CounterVec
 	slackCoalesced   prometheus.Counter
+	socketUp         prometheus.Gauge
+	socketConnects   prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg when it is not
@@ -36,9 +38,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "deploybot_slack_updates_coalesced_total",
 			Help: "Message updates replaced by a newer one before they were sent.",
 		}),
+		socketUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deploybot_slack_socket_connected",
+			Help: "1 while this process holds a Socket Mode connection to Slack.",
+		}),
+		socketConnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deploybot_slack_socket_connects_total",
+			Help: "Socket Mode connections opened, including reconnects Slack asked for.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.ack, m.slackCalls, m.slackRateLimited, m.slackCoalesced)
+		reg.MustRegister(m.requests, m.ack, m.slackCalls, m.slackRateLimited, m.slackCoalesced, m.socketUp, m.socketConnects)
 	}
 	return m
 }

@@ -37,6 +37,11 @@ func (r *Responder) readSigned(w http.ResponseWriter, req *http.Request) ([]byte
 	if trusted(req.Context()) {
 		return body, ""
 	}
+	if r.cfg.SigningSecret == "" {
+		// Socket Mode only: nothing over HTTP can be verified.
+		http.Error(w, "Slack is served over Socket Mode here", http.StatusNotFound)
+		return nil, "not_found"
+	}
 	sv, err := slack.NewSecretsVerifier(req.Header, r.cfg.SigningSecret)
 	if err == nil {
 		_, _ = sv.Write(body)

@@ -29,11 +29,19 @@ func trusted(ctx context.Context) bool {
 // ServeTrusted answers a request that arrived by a transport that
 // authenticates Slack itself (Socket Mode's WebSocket, opened with the app
 // token), through the same handlers as HTTP: only the signature check is
-// skipped. body is what Slack would POST over HTTP (a form). It returns the
-// status and the body the HTTP answer would have had.
-func (r *Responder) ServeTrusted(ctx context.Context, ep Endpoint, body []byte) (int, []byte) {
+// skipped. body is what Slack would POST over HTTP (a form, or JSON for
+// events), hdr any headers it would have set (X-Slack-Retry-Num). It returns
+// the status and the body the HTTP answer would have had.
+func (r *Responder) ServeTrusted(ctx context.Context, ep Endpoint, body []byte, hdr http.Header) (int, []byte) {
 	req := httptest.NewRequestWithContext(context.WithValue(ctx, trustedKey{}, true), http.MethodPost, string(ep), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if ep == EndpointEvents {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	rec := httptest.NewRecorder()
 	r.handler.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()

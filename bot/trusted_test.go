@@ -15,7 +15,7 @@ func TestServeTrustedSharesTheHandlers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil, Config{})
 	body := slashBody(t, "build api main", "U1")
-	status, out := f.r.ServeTrusted(context.Background(), EndpointCommands, body)
+	status, out := f.r.ServeTrusted(context.Background(), EndpointCommands, body, nil)
 	var a ephemeralAnswer
 	if status != http.StatusOK || json.Unmarshal(out, &a) != nil || !strings.HasPrefix(a.Text, "⏳ Queued build of api@main") {
 		t.Fatalf("ServeTrusted = %d %s", status, out)
