@@ -137,10 +137,19 @@ func (l *loaded) checkSlack() {
 			l.bad("slack.api_url", "SLACK_API_URL", "it is not an absolute http(s) URL")
 		}
 	}
+	socket := s.AppToken != "" || s.AppTokenFile != ""
 	if _, err := secret(s.SigningSecret, s.SigningSecretFile); err != nil {
 		l.secretFileWarning("slack.signing_secret_file", err)
-	} else if s.SigningSecret == "" && s.SigningSecretFile == "" {
-		l.warn("slack", "no signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file; serve and responder refuse to start without one")
+	} else if s.SigningSecret == "" && s.SigningSecretFile == "" && !socket {
+		l.warn("slack", "no signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file (or SLACK_APP_TOKEN for Socket Mode); serve and responder refuse to start without one")
+	}
+	if app, err := secret(s.AppToken, s.AppTokenFile); err != nil {
+		l.secretFileWarning("slack.app_token_file", err)
+	} else if app != "" && !strings.HasPrefix(app, "xapp-") {
+		l.bad("slack.app_token", "SLACK_APP_TOKEN", "it is not an app-level token (xapp-…); Socket Mode needs one with connections:write")
+	}
+	if s.AppToken != "" && !l.envSet("SLACK_APP_TOKEN") {
+		l.warn("slack.app_token", "a secret in the config file; prefer SLACK_APP_TOKEN or app_token_file")
 	}
 	if _, err := secret(s.BotToken, s.BotTokenFile); err != nil {
 		l.secretFileWarning("slack.bot_token_file", err)

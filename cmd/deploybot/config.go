@@ -44,13 +44,15 @@ type fileConfig struct {
 }
 
 type slackConfig struct {
-	SigningSecret     string   `yaml:"signing_secret"`
-	SigningSecretFile string   `yaml:"signing_secret_file"`
-	BotToken          string   `yaml:"bot_token"`
-	BotTokenFile      string   `yaml:"bot_token_file"`
-	AppToken          string   `yaml:"app_token"`
-	APIURL            string   `yaml:"api_url"`
-	Interval          duration `yaml:"interval"`
+	SigningSecret     string `yaml:"signing_secret"`
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	BotToken          string `yaml:"bot_token"`
+	BotTokenFile      string `yaml:"bot_token_file"`
+	// AppToken (xapp-…) turns on Socket Mode.
+	AppToken     string   `yaml:"app_token"`
+	AppTokenFile string   `yaml:"app_token_file"`
+	APIURL       string   `yaml:"api_url"`
+	Interval     duration `yaml:"interval"`
 }
 
 type redisConfig struct {

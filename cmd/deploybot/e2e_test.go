@@ -40,7 +40,11 @@ func startE2E(t *testing.T) *e2e { return startE2EWith(t, false) }
 // startE2EWith starts the serve wiring; with mtls, the simulated Jenkins
 // requires client certificates, which a development CA provides in place
 // of Vault.
-func startE2EWith(t *testing.T, mtls bool) *e2e {
+func startE2EWith(t *testing.T, mtls bool) *e2e { return startE2EEnv(t, mtls, nil) }
+
+// startE2EEnv is startE2EWith with the process environment changed by
+// edit, which may also set up the fake Slack.
+func startE2EEnv(t *testing.T, mtls bool, edit func(env map[string]string, fake *slacktest.Server)) *e2e {
 	t.Helper()
 	redisURL, prefix := queuetest.URL(t)
 	jopts := jenkinstest.Options{User: "deploybot", Token: "jenkins-token", Outcome: shellOutcome()}
@@ -81,6 +85,9 @@ rules:
 	env := map[string]string{
 		"REDIS_URL": redisURL, "SLACK_SIGNING_SECRET": e2eSecret, "SLACK_BOT_TOKEN": "xoxb-e2e",
 		"SLACK_API_URL": fake.URL, "JENKINS_API_TOKEN": "jenkins-token",
+	}
+	if edit != nil {
+		edit(env, fake)
 	}
 	l := &loaded{name: "e2e", cfg: cfg, fromEnv: map[string]string{}}
 	l.applyEnv(func(k string) string { return env[k] })

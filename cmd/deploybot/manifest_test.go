@@ -22,6 +22,9 @@ func TestSlackAppManifest(t *testing.T) {
 	}
 	var m struct {
 		Features struct {
+			AppHome struct {
+				HomeTab bool `yaml:"home_tab_enabled"`
+			} `yaml:"app_home"`
 			SlashCommands []struct {
 				Command      string `yaml:"command"`
 				URL          string `yaml:"url"`
@@ -34,6 +37,10 @@ func TestSlackAppManifest(t *testing.T) {
 			} `yaml:"scopes"`
 		} `yaml:"oauth_config"`
 		Settings struct {
+			Events struct {
+				RequestURL string   `yaml:"request_url"`
+				BotEvents  []string `yaml:"bot_events"`
+			} `yaml:"event_subscriptions"`
 			Interactivity struct {
 				Enabled    bool   `yaml:"is_enabled"`
 				RequestURL string `yaml:"request_url"`
@@ -60,6 +67,9 @@ func TestSlackAppManifest(t *testing.T) {
 	}
 	if !m.Settings.Interactivity.Enabled || path(m.Settings.Interactivity.RequestURL) != "/slack/interactions" {
 		t.Fatalf("interactivity %+v", m.Settings.Interactivity)
+	}
+	if ev := m.Settings.Events; path(ev.RequestURL) != "/slack/events" || !slices.Equal(ev.BotEvents, []string{"app_home_opened"}) || !m.Features.AppHome.HomeTab {
+		t.Fatalf("events %+v, home tab %v; want app_home_opened at /slack/events and the Home tab on", ev, m.Features.AppHome.HomeTab)
 	}
 	want := []string{"chat:write", "commands", "im:write", "users:read", "users:read.email"}
 	got := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot))

@@ -61,8 +61,9 @@ func (a *app) listenHooksTLS(l *loaded, r role) error {
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.health.Start()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	servers := a.startHTTP(ln, &wg, errc)
+	stopSocket := a.startSocket(&wg, errc)
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	if a.pool != nil {
@@ -92,6 +93,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	for _, srv := range servers {
 		stopping.Go(func() { _ = srv.Shutdown(httpCtx) })
 	}
+	stopping.Go(stopSocket)
 	stopping.Wait()
 	cancelHTTP()
 	stopWork()
@@ -129,4 +131,27 @@ func (a *app) startHTTP(ln net.Listener, wg *sync.WaitGroup, errc chan<- error) 
 		servers = append(servers, serve(hooks, a.hooksLn))
 	}
 	return servers
+}
+
+// startSocket connects the responder to Slack over Socket Mode, when the
+// config says so. The function it returns stops it: envelopes in hand are
+// answered and acked first.
+func (a *app) startSocket(wg *sync.WaitGroup, errc chan<- error) func() {
+	if a.socket == nil || a.responder == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		if err := a.responder.ServeSocketMode(ctx, *a.socket, a.wiring.slackHTTP); err != nil {
+			errc <- fmt.Errorf("socket mode: %w", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

@@ -63,9 +63,12 @@ type app struct {
 	slack     *bot.Slack
 	health    *bot.Health
 	responder *bot.Responder
-	pool      *worker.Pool
-	handler   http.Handler
-	hooksLn   net.Listener // the mTLS listener for /hooks/, when configured
+	// socket connects the responder to Slack over Socket Mode, when the
+	// config has an app token.
+	socket  *bot.SocketConfig
+	pool    *worker.Pool
+	handler http.Handler
+	hooksLn net.Listener // the mTLS listener for /hooks/, when configured
 	// cfg, acc and wiring are what the app was built from, for a reload.
 	cfg    fileConfig
 	acc    *access

@@ -14,8 +14,15 @@ func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
 	if err != nil {
 		return fmt.Errorf("slack signing secret: %w", err)
 	}
-	if signing == "" {
-		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file")
+	appToken, err := secret(c.Slack.AppToken, c.Slack.AppTokenFile)
+	if err != nil {
+		return fmt.Errorf("slack app token: %w", err)
+	}
+	if signing == "" && appToken == "" {
+		return errors.New("no Slack signing secret: set SLACK_SIGNING_SECRET or slack.signing_secret_file (or SLACK_APP_TOKEN for Socket Mode)")
+	}
+	if appToken != "" {
+		a.socket = &bot.SocketConfig{AppToken: appToken, APIURL: c.Slack.APIURL}
 	}
 	table, err := commands.NewTable(c.SlashCommand, available(c))
 	if err != nil {
@@ -27,6 +34,7 @@ func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
 	}
 	a.responder, err = bot.New(bot.Config{
 		SigningSecret: signing,
+		SocketMode:    appToken != "",
 		AckTimeout:    c.Responder.AckTimeout.D(),
 		DedupeWindow:  c.Responder.DedupeWindow.D(),
 		RetryWindow:   c.Queue.RecordTTL.D(),
@@ -38,7 +46,7 @@ func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
 }
 
 func (a *app) responderDeps(c *fileConfig, acc *access, m *bot.Metrics) bot.Deps {
-	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.auth, FollowUp: a.slack, Health: a.health, Metrics: m,
+	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.auth, FollowUp: a.slack, Health: a.health, Metrics: m, Home: a.slack,
 		Policy: acc.policy, Audit: acc.audit}
 	if acc.flow != nil {
 		d.SignIn, d.OIDC = acc.flow, acc.flow
