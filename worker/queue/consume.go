@@ -160,6 +160,7 @@ func (q *Queue) deliver(ctx context.Context, msg redis.XMessage, consumer string
 		return nil, q.dropCorrupt(ctx, msg, consumer, err)
 	}
 	q.metrics.jobs.WithLabelValues("started").Inc()
+	q.metrics.picked(job, reclaimed, time.Now())
 	return &Delivery{Job: job, EntryID: msg.ID, Consumer: consumer, Reclaimed: reclaimed}, nil
 }
 
@@ -226,6 +227,7 @@ func (q *Queue) Done(ctx context.Context, d *Delivery, outcome string) error {
 		return fmt.Errorf("queue: ack %s: %w", d.Job.ID, err)
 	}
 	q.metrics.jobs.WithLabelValues(outcome).Inc()
+	q.metrics.ended(d.Job, outcome, time.Now())
 	return nil
 }
 
@@ -258,7 +260,9 @@ func (q *Queue) Retry(ctx context.Context, d *Delivery, delay time.Duration) err
 // Postpone puts the job back after delay without counting an attempt: it
 // is waiting (for a lock, for another deploy), not failing.
 func (q *Queue) Postpone(ctx context.Context, d *Delivery, delay time.Duration) error {
-	body, err := json.Marshal(d.Job)
+	job := d.Job
+	job.Requeued = true
+	body, err := json.Marshal(job)
 	if err != nil {
 		return fmt.Errorf("queue: encode job %s: %w", d.Job.ID, err)
 	}
@@ -287,6 +291,7 @@ func (q *Queue) Bury(ctx context.Context, d *Delivery, reason string) error {
 		return fmt.Errorf("queue: dead-letter %s: %w", d.Job.ID, err)
 	}
 	q.metrics.jobs.WithLabelValues("dead").Inc()
+	q.metrics.ended(d.Job, "dead", time.Now())
 	return nil
 }
 
@@ -301,7 +306,9 @@ return 1
 // once, instead of after the visibility timeout. The worker uses it when it
 // shuts down; the job's recorded steps make the next run resume.
 func (q *Queue) Release(ctx context.Context, d *Delivery) error {
-	body, err := json.Marshal(d.Job)
+	job := d.Job
+	job.Requeued = true
+	body, err := json.Marshal(job)
 	if err != nil {
 		return fmt.Errorf("queue: encode job %s: %w", d.Job.ID, err)
 	}

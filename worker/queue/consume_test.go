@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
@@ -326,5 +327,66 @@ func TestOldestWaiting(t *testing.T) {
 	mustNext(t, q, "w")
 	if age, err := q.OldestWaiting(ctx); err != nil || age != 0 {
 		t.Fatalf("both picked up: %v, %v; want 0", age, err)
+	}
+}
+
+// histogramCount is how many observations a histogram of reg holds, for
+// the series with label=value ("" for an unlabelled histogram).
+func histogramCount(t *testing.T, reg *prometheus.Registry, name, label, value string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" {
+				return m.GetHistogram().GetSampleCount()
+			}
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// The wait histogram counts a job's first pickup only: not a release at
+// shutdown, a postponement or a retry; the job histogram counts each end.
+func TestWaitAndJobHistograms(t *testing.T) {
+	t.Parallel()
+	q, _, reg := queuetest.New(t, queue.Config{Visibility: time.Hour})
+	ctx := context.Background()
+	job := buildJob("api", "main")
+	job.CreatedAt = time.Now()
+	if _, err := q.Enqueue(ctx, job, queue.Dedupe{}); err != nil {
+		t.Fatal(err)
+	}
+	d := mustNext(t, q, "w1")
+	if err := q.Release(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	d = mustNext(t, q, "w2")
+	if err := q.Postpone(ctx, d, 0); err != nil {
+		t.Fatal(err)
+	}
+	d = mustNext(t, q, "w3")
+	if err := q.Retry(ctx, d, 0); err != nil {
+		t.Fatal(err)
+	}
+	d = mustNext(t, q, "w4")
+	if err := q.Done(ctx, d, "succeeded"); err != nil {
+		t.Fatal(err)
+	}
+	if n := histogramCount(t, reg, "deploybot_queue_wait_seconds", "", ""); n != 1 {
+		t.Errorf("queue wait observed %d times for one job picked up four times, want 1", n)
+	}
+	if n := histogramCount(t, reg, "deploybot_job_seconds", "outcome", "succeeded"); n != 1 {
+		t.Errorf("job time observed %d times for succeeded, want 1", n)
 	}
 }

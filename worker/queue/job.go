@@ -36,7 +36,11 @@ type Job struct {
 	// needs a second person.
 	ApprovedBy string `json:"approved_by,omitempty"`
 	// Attempt counts runs after retryable failures; the first run is 1.
-	Attempt   int       `json:"attempt"`
+	Attempt int `json:"attempt"`
+	// Requeued is set when the job went back on the queue unfinished
+	// (postponed behind a lock, released at shutdown): its next pickup is
+	// not its first, and its wait is not counted as queue wait.
+	Requeued  bool      `json:"requeued,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// Payload is an event as a backend sent it (a webhook body), for jobs
 	// that process one.
