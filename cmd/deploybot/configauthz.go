@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -118,7 +119,11 @@ func (l *loaded) checkURL(path, raw string) {
 }
 
 func isLoopback(host string) bool {
-	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // protected is the protected environments as the responder takes them.

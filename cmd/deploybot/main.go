@@ -42,6 +42,8 @@ commands:
   check-config  validate a config file; print each problem and exit non-zero
   policy export print the policy in force (from Redis) as YAML
   audit export  print the audit trail since --since as JSON lines
+  loadtest      send signed slash commands and clicks to a responder on this
+                machine and report latency and throughput (loadtest -h)
   version       print build information
 
 flags (all commands):
@@ -61,6 +63,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd := args[0]
 	if cmd == "policy" || cmd == "audit" {
 		return runExport(ctx, args, getenv, stdout, stderr)
+	}
+	if cmd == "loadtest" {
+		return runLoadtest(ctx, args[1:], stdout, stderr, getenv)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
