@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/seed-5eb4e92e/deploybot/worker/queue/queuetest"
 )
@@ -88,5 +89,51 @@ func TestPolicyStoreConcurrentChanges(t *testing.T) {
 	cur, err := NewPolicyStore(rdb, prefix).Current(ctx)
 	if err != nil || cur.N != n+1 || len(cur.Rules) != n {
 		t.Fatalf("after %d concurrent grants: version %d with %d rules, %v", n, cur.N, len(cur.Rules), err)
+	}
+}
+
+// The responder's view trusts what it read for maxAge: a change made in
+// another process shows once that has passed, one made through the same
+// store at once; the store itself always reads the version in force.
+func TestPolicyWithin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, prefix := queuetest.Redis(t)
+	now := time.Unix(1_700_000_000, 0)
+	s := NewPolicyStore(rdb, prefix)
+	s.now = func() time.Time { return now }
+	if _, err := s.Seed(ctx, []Rule{{Group: "sre", Allow: []string{"*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	view := s.Within(time.Second)
+	if v, err := view.Current(ctx); err != nil || v.N != 1 {
+		t.Fatalf("view = %d, %v; want version 1", v.N, err)
+	}
+	other := NewPolicyStore(rdb, prefix)
+	if _, err := other.Grant(ctx, "U_SRE", "dev", "build:*", false); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := view.Current(ctx); v.N != 1 {
+		t.Fatalf("view within a second of its read = version %d, want the one it read (1)", v.N)
+	}
+	if v, _ := s.Current(ctx); v.N != 2 {
+		t.Fatalf("store = version %d, want 2: the store itself always asks Redis", v.N)
+	}
+	if _, err := other.Grant(ctx, "U_SRE", "ops", "build:*", false); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(999 * time.Millisecond)
+	if v, _ := view.Current(ctx); v.N != 2 {
+		t.Fatalf("view = version %d, want 2 (read by the store 999ms ago)", v.N)
+	}
+	now = now.Add(time.Millisecond)
+	if v, _ := view.Current(ctx); v.N != 3 {
+		t.Fatalf("view a second after its read = version %d, want 3", v.N)
+	}
+	if _, err := s.Revoke(ctx, "U_SRE", "ops", "build:*"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := view.Current(ctx); v.N != 4 {
+		t.Fatalf("view after a change through its own store = version %d, want 4 at once", v.N)
 	}
 }

@@ -22,12 +22,22 @@ const oidcTimeout = 10 * time.Second
 // access is who users are, what they may do, and the record of what they
 // did: one of each per process, shared by the responder and the workers.
 type access struct {
-	auth   *authz.Authorizer
-	policy *authz.PolicyStore
-	audit  *authz.Audit
+	// auth checks against the policy in force (workers); askAuth against
+	// the responder's view of it, at most responderPolicyAge old.
+	auth    *authz.Authorizer
+	askAuth *authz.Authorizer
+	policy  *authz.PolicyStore
+	audit   *authz.Audit
 	// flow is /deploy login's sign-in; nil when identity.oidc is not set.
 	flow *signin.Flow
 }
+
+// responderPolicyAge is how long the responder trusts the policy version
+// it last read. Reading it on every request cost one of the ack's two Redis
+// round trips (docs/performance.md); a change made from Slack shows at once
+// on the responder that made it and within this on the others, and the
+// worker checks every job against the policy in force when it runs.
+const responderPolicyAge = time.Second
 
 func redisPrefix(c *fileConfig) string {
 	if c.Redis.Prefix == "" {
@@ -72,6 +82,7 @@ func (a *app) wireAccess(c *fileConfig, w wiring) (*access, error) {
 		}
 	}
 	acc.auth = authz.NewAuthorizer(ids, acc.policy, filter, hint)
+	acc.askAuth = authz.NewAuthorizer(ids, acc.policy.Within(responderPolicyAge), filter, hint)
 	acc.audit = authz.NewAudit(authz.AuditConfig{MaxEntries: c.Audit.MaxEntries, Mirror: a.auditMirror(c.Audit.Channel), Identities: ids}, a.rdb, prefix)
 	return acc, nil
 }

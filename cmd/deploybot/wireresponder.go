@@ -46,7 +46,7 @@ func (a *app) wireResponder(l *loaded, acc *access, m *bot.Metrics) error {
 }
 
 func (a *app) responderDeps(c *fileConfig, acc *access, m *bot.Metrics) bot.Deps {
-	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.auth, FollowUp: a.slack, Health: a.health, Metrics: m, Home: a.slack,
+	d := bot.Deps{Queue: a.q, Notices: a.q, Auth: acc.askAuth, FollowUp: a.slack, Health: a.health, Metrics: m, Home: a.slack,
 		Policy: acc.policy, Audit: acc.audit}
 	if acc.flow != nil {
 		d.SignIn, d.OIDC = acc.flow, acc.flow
