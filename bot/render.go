@@ -10,6 +10,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/seed-5eb4e92e/deploybot/commands"
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
@@ -18,9 +19,7 @@ const ActionRetry = "retry"
 
 // escape makes user-typed text inert in mrkdwn: "<!channel>" in a ref must
 // not ping anybody.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func escape(s string) string { return commands.EscapeMrkdwn(s) }
 
 // link is a mrkdwn link to an http(s) URL. URLs come from webhooks and
 // build parameters, so one that could break out of the <url|text> form

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/slack-go/slack"
+
+	"github.com/seed-5eb4e92e/deploybot/commands"
 )
 
 var mrkdwnLink = regexp.MustCompile(`<([^<>|]+)(?:\|([^<>]*))?>`)
@@ -29,7 +31,7 @@ func PlainText(mrkdwn string) string {
 			return label + " (" + target + ")"
 		}
 	})
-	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(s)
+	return commands.UnescapeEntities(s)
 }
 
 // BlocksText renders Block Kit blocks the way the shell shows them: text as

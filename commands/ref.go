@@ -146,6 +146,5 @@ func Unescape(text string) string {
 		text = text[open+end+1:]
 	}
 	b.WriteString(text)
-	r := strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
-	return r.Replace(b.String())
+	return UnescapeEntities(b.String())
 }

@@ -141,7 +141,7 @@ func (t *Table) names() []string {
 func (t *Table) usage(c Command) string {
 	line := "Usage: `" + t.Slash + " " + c.Name
 	if c.Args != "" {
-		line += " " + escapeMrkdwn(c.Args)
+		line += " " + EscapeMrkdwn(c.Args)
 	}
 	line += "`"
 	if c.Example != "" {
@@ -172,7 +172,7 @@ func (t *Table) HelpFor(topic string, cat Catalog, may func(Command) bool) strin
 			}
 			line := "• `" + t.Slash + " " + c.Name
 			if c.Args != "" {
-				line += " " + escapeMrkdwn(c.Args)
+				line += " " + EscapeMrkdwn(c.Args)
 			}
 			b.WriteString(line + "` — " + c.Summary + "\n")
 		}
@@ -191,8 +191,18 @@ func (t *Table) HelpFor(topic string, cat Catalog, may func(Command) bool) strin
 	return b.String()
 }
 
-// escapeMrkdwn escapes what Slack's mrkdwn would read as markup: "<service>"
-// must show as text, not become a link.
-func escapeMrkdwn(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+// EscapeMrkdwn escapes what Slack's mrkdwn would read as markup: "<service>"
+// must show as text, not become a link, and "<!channel>" in a ref must not
+// ping anybody.
+func EscapeMrkdwn(s string) string { return mrkdwnEscaper.Replace(s) }
+
+// UnescapeEntities undoes the escaping of &, < and > that Slack applies to
+// text it sends.
+func UnescapeEntities(s string) string { return entityUnescaper.Replace(s) }
+
+// The replacers are built once: building one costs more than using it, and
+// the responder escapes on every answer. They are never changed.
+var (
+	mrkdwnEscaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+	entityUnescaper = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+)

@@ -27,6 +27,7 @@ import (
 type loadTarget struct {
 	url      string
 	redisURL string
+	workers  int
 	secret   string
 	sims     *sims
 	a        *app
@@ -34,8 +35,9 @@ type loadTarget struct {
 	done     chan error
 }
 
-// startLoadTarget starts the target on listen with workers workers, on
-// redisURL (empty: embedded) under a key prefix of its own.
+// startLoadTarget starts the target on listen with workers workers (0:
+// the responder alone, as `deploybot responder` runs), on redisURL (empty:
+// embedded) under a key prefix of its own.
 func startLoadTarget(listen, redisURL, secret string, workers int, log *slog.Logger) (*loadTarget, error) {
 	l := &loaded{name: "loadtest", cfg: demoConfig(), fromEnv: map[string]string{}}
 	s, err := startSims(&l.cfg, log)
@@ -49,13 +51,24 @@ func startLoadTarget(listen, redisURL, secret string, workers int, log *slog.Log
 	// channel would otherwise decide how fast jobs end.
 	l.cfg.Slack.Interval = duration(time.Millisecond)
 	l.cfg.Worker.Concurrency = workers
+	// Jobs pile up when no worker takes them; the backlog limit would
+	// answer "too busy" long before a load run ends.
+	l.cfg.Queue.MaxBacklog = 100 * loadMaxRequests
+	r := roleServe
+	if workers == 0 {
+		r = roleResponder
+		if redisURL == "" {
+			s.Close()
+			return nil, errors.New("loadtest: -workers 0 runs the responder alone, which needs REDIS_URL")
+		}
+	}
 	l.cfg.Vault = vaultConfig{Address: "https://vault.invalid:8200", PKIRole: "deploybot-worker", Token: "unused"}
 	l.check()
 	if len(l.problems) > 0 {
 		s.Close()
 		return nil, fmt.Errorf("loadtest: target config: %v", l.problems)
 	}
-	a, err := newApp(l, roleServe, log, wiring{certs: s.ca, pollInterval: 5 * time.Millisecond, workerBlock: time.Second})
+	a, err := newApp(l, r, log, wiring{certs: s.ca, pollInterval: 5 * time.Millisecond, workerBlock: time.Second})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -67,7 +80,7 @@ func startLoadTarget(listen, redisURL, secret string, workers int, log *slog.Log
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &loadTarget{url: "http://" + ln.Addr().String(), redisURL: redisURL, secret: secret, sims: s, a: a, stop: cancel, done: make(chan error, 1)}
+	t := &loadTarget{url: "http://" + ln.Addr().String(), redisURL: redisURL, workers: workers, secret: secret, sims: s, a: a, stop: cancel, done: make(chan error, 1)}
 	go func() { t.done <- a.serve(ctx, ln) }()
 	return t, nil
 }
@@ -78,9 +91,10 @@ func (t *loadTarget) responseURL(i int) string {
 	return t.sims.slack.ResponseURL("load-" + strconv.Itoa(i))
 }
 
-// settle waits until no job waits or runs, or until ctx ends.
+// settle waits until no job waits or runs, or until ctx ends; without
+// workers, at once.
 func (t *loadTarget) settle(ctx context.Context) error {
-	for {
+	for t.workers > 0 {
 		n, err := t.a.q.Depth(ctx)
 		if err == nil && n == 0 {
 			return nil
@@ -91,6 +105,7 @@ func (t *loadTarget) settle(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // close stops the target and deletes what the run left in a real Redis

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ const (
 // loadOpts are `deploybot loadtest`'s flags.
 type loadOpts struct {
 	target, listen, label, jsonOut, plot, from string
+	cpuProfile                                 string
 	rates                                      []float64
 	conns, requests, workers, pid              int
 	duration, drain                            time.Duration
@@ -68,14 +70,15 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadOpts, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each step (at most 10m)")
 	fs.IntVar(&o.requests, "requests", 1_000_000, "most requests per step (at most 5000000)")
 	fs.Float64Var(&o.clicks, "clicks", 0.1, "share of requests that are Retry clicks, 0 to 1")
-	fs.IntVar(&o.workers, "workers", 8, "workers of the in-process target")
-	fs.DurationVar(&o.drain, "drain", 60*time.Second, "after each step, how long to wait for the target's jobs to end")
+	fs.IntVar(&o.workers, "workers", 8, "workers of the in-process target; 0 runs its responder alone (jobs stay queued)")
+	fs.DurationVar(&o.drain, "drain", 60*time.Second, "after each step, how long to wait for the target's jobs to end (0: do not wait, e.g. for a responder without workers)")
 	fs.IntVar(&o.pid, "pid", 0, "process ID of the target, to report its resident memory")
 	fs.StringVar(&o.label, "label", "", "name of this run in results and plots (default: the target)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.plot, "plot", "", "write an SVG plot of ack latency against offered load to this file")
 	fs.StringVar(&o.from, "from", "", "comma-separated result files to plot instead of running (with -plot)")
 	fs.BoolVar(&o.serve, "serve", false, "only start the in-process target on -listen and wait (to measure it from another process)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "with -serve: write the target's CPU profile (pprof) to this file when it stops")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the in-process target")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -99,8 +102,8 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadOpts, error) {
 		return o, fmt.Errorf("loadtest: -requests %d: want 1 to %d", o.requests, loadMaxRequests)
 	case o.clicks < 0 || o.clicks > 1:
 		return o, fmt.Errorf("loadtest: -clicks %g: want 0 to 1", o.clicks)
-	case o.workers < 1:
-		return o, fmt.Errorf("loadtest: -workers %d: want at least 1", o.workers)
+	case o.workers < 0:
+		return o, fmt.Errorf("loadtest: -workers %d: want 0 or more", o.workers)
 	case o.from != "" && o.plot == "":
 		return o, errors.New("loadtest: -from plots saved results; give -plot FILE.svg")
 	}
@@ -158,12 +161,30 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return 1
 	}
 	if o.serve {
-		fmt.Fprintf(stdout, "loadtest: deploybot with %d workers and simulated backends at %s; stop with Ctrl-C\n", o.workers, t.url)
-		<-ctx.Done()
-		return reportErr(stderr, t.close())
+		return serveLoadTarget(ctx, o, t, stdout, stderr)
 	}
 	err = loadRun(ctx, o, t.url, secret, t, stdout)
 	return reportErr(stderr, errors.Join(err, t.close()))
+}
+
+// serveLoadTarget keeps the in-process target up until ctx ends, with a
+// CPU profile of it when asked.
+func serveLoadTarget(ctx context.Context, o loadOpts, t *loadTarget, stdout, stderr io.Writer) int {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(stdout, "loadtest: deploybot with %d workers and simulated backends at %s; stop with Ctrl-C\n", o.workers, t.url)
+	<-ctx.Done()
+	return reportErr(stderr, t.close())
 }
 
 func reportErr(w io.Writer, err error) int {
@@ -188,7 +209,7 @@ func loadRun(ctx context.Context, o loadOpts, base, secret string, t *loadTarget
 		g.responseURL = t.responseURL
 		o.pid = -1 // this process holds the load generator too: no memory figure
 	}
-	if err := clickSetup(ctx, hc, base, secret, g, o, t); err != nil {
+	if err := clickSetup(ctx, hc, base, secret, g, o, t, stdout); err != nil {
 		return err
 	}
 	res := loadResult{Label: o.label, Target: base, Conns: o.conns, Duration: o.duration.String(), Clicks: o.clicks}
@@ -224,7 +245,7 @@ func loadRun(ctx context.Context, o loadOpts, base, secret string, t *loadTarget
 // clickSetup starts a few builds that fail, whose Retry buttons the run's
 // clicks press: the first click on each retries it, later ones are
 // answered as duplicates, as on a busy channel.
-func clickSetup(ctx context.Context, hc *http.Client, base, secret string, g *loadGen, o loadOpts, t *loadTarget) error {
+func clickSetup(ctx context.Context, hc *http.Client, base, secret string, g *loadGen, o loadOpts, t *loadTarget, stdout io.Writer) error {
 	if o.clicks == 0 {
 		return nil
 	}
@@ -253,7 +274,7 @@ func clickSetup(ctx context.Context, hc *http.Client, base, secret string, g *lo
 	dctx, cancel := context.WithTimeout(ctx, o.drain)
 	defer cancel()
 	if err := settleTarget(dctx, hc, base, t); err != nil {
-		return fmt.Errorf("loadtest: the setup's jobs did not end within -drain %s: %s", o.drain, err)
+		fmt.Fprintf(stdout, "loadtest: the setup's failing builds did not end within -drain %s (%s); clicks on them are answered \"nothing to retry\"\n", o.drain, err)
 	}
 	return nil
 }
@@ -262,6 +283,9 @@ func clickSetup(ctx context.Context, hc *http.Client, base, secret string, g *lo
 // from the queue, in another from its deploybot_queue_depth metric (not at
 // all for a target without one).
 func settleTarget(ctx context.Context, hc *http.Client, base string, t *loadTarget) error {
+	if _, ok := ctx.Deadline(); ok && ctx.Err() != nil {
+		return nil // -drain 0: not waited for
+	}
 	if t != nil {
 		return t.settle(ctx)
 	}
