@@ -32,7 +32,7 @@ const (
 	plotLeft, plotRight      = 70, 190
 	plotTop, plotBottom      = 40, 60
 	plotInnerW, plotInnerH   = plotW - plotLeft - plotRight, plotH - plotTop - plotBottom
-	plotMinMs, plotMaxMsCeil = 0.05, 10000.0
+	plotMinMs, plotMaxMsCeil = 0.1, 10000.0
 )
 
 var plotColors = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
@@ -67,7 +67,7 @@ func writePlot(path string, runs []loadResult) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle">%g</text>`+"\n",
 			x(v), x(v), plotTop, plotTop+plotInnerH, x(v), plotTop+plotInnerH+16, v)
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">acks per second (each point: one step; flat-out steps at what they reached)</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">acks per second (dots: steps at a fixed rate; rings: flat out, at what it reached)</text>`+"\n",
 		plotLeft+plotInnerW/2, plotH-18)
 	for i, r := range runs {
 		color := plotColors[i%len(plotColors)]
@@ -75,15 +75,19 @@ func writePlot(path string, runs []loadResult) error {
 			dash string
 			get  func(stepResult) float64
 		}{{"", func(s stepResult) float64 { return s.Ack.P50 }}, {` stroke-dasharray="5,4"`, func(s stepResult) float64 { return s.Ack.P99 }}} {
+			// Steps at a fixed rate make the line; a flat-out step is a
+			// hollow mark at what it reached, as it is another kind of run.
 			var pts []string
 			for _, s := range r.Steps {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.Throughput), y(q.get(s))))
+				px, py := x(s.Throughput), y(q.get(s))
+				if s.Rate == 0 {
+					fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="5" fill="white" stroke="%s" stroke-width="2"/>`+"\n", px, py, color)
+					continue
+				}
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", px, py, color)
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, q.dash, strings.Join(pts, " "))
-			for _, p := range pts {
-				xy := strings.SplitN(p, ",", 2)
-				fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", xy[0], xy[1], color)
-			}
 		}
 		ly := plotTop + 10 + i*20
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/><text x="%d" y="%d">%s</text>`+"\n",
