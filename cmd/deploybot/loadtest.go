@@ -155,6 +155,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if o.target != "" {
 		return reportErr(stderr, loadRun(ctx, o, o.target, secret, nil, stdout))
 	}
+	if getenv("REDIS_URL") == "" {
+		fmt.Fprintln(stdout, "loadtest: REDIS_URL is not set, so the target uses an embedded in-process Redis; measure against a real one for numbers that mean something")
+	}
 	t, err := startLoadTarget(o.listen, getenv("REDIS_URL"), secret, o.workers, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
