@@ -112,7 +112,7 @@ func (l *loaded) checkDurations() {
 	if w.BackoffBase > 0 && w.BackoffMax > 0 && w.BackoffBase > w.BackoffMax {
 		l.bad("worker.backoff_max", "", "%s is less than backoff_base %s", w.BackoffMax.D(), w.BackoffBase.D())
 	}
-	if w.Concurrency < 0 || w.MaxAttempts < 0 || l.cfg.Queue.MaxBacklog < 0 || l.cfg.Queue.MaxDeliveries < 0 || l.cfg.Responder.MaxBody < 0 {
+	if w.Concurrency < 0 || w.MaxAttempts < 0 || l.cfg.Queue.MaxBacklog < 0 || l.cfg.Queue.MaxDeliveries < 0 || l.cfg.Queue.DeadMaxLen < 0 || l.cfg.Responder.MaxBody < 0 {
 		l.bad("worker", "", "counts and sizes cannot be negative")
 	}
 }

@@ -71,6 +71,7 @@ type queueConfig struct {
 	MaxDeliveries int64    `yaml:"max_deliveries"`
 	MaxBacklog    int64    `yaml:"max_backlog"`
 	RecordTTL     duration `yaml:"record_ttl"`
+	DeadMaxLen    int64    `yaml:"dead_max_len"`
 }
 
 type workerConfig struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,20 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 		t.Fatalf("with secrets set: problems %v, warnings %v, %v", l.problems, l.warnings, err)
 	}
 	checkExamplePipelines(t, &l.cfg)
+	if l.cfg.Queue.DeadMaxLen != 10000 {
+		t.Errorf("queue.dead_max_len = %d, want the example's 10000", l.cfg.Queue.DeadMaxLen)
+	}
+}
+
+func TestDeadMaxLenIsChecked(t *testing.T) {
+	t.Parallel()
+	l, err := loadConfig(writeConfig(t, "queue:\n  dead_max_len: -1\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fmt.Sprint(l.problems), "cannot be negative") {
+		t.Errorf("problems %v, want a negative dead_max_len refused", l.problems)
+	}
 }
 
 // checkExamplePipelines: the example's deploy sections are read the way

@@ -104,6 +104,7 @@ func newApp(l *loaded, r role, log *slog.Logger, w wiring) (*app, error) {
 		MaxDeliveries: c.Queue.MaxDeliveries,
 		MaxBacklog:    c.Queue.MaxBacklog,
 		RecordTTL:     c.Queue.RecordTTL.D(),
+		DeadMaxLen:    c.Queue.DeadMaxLen,
 	}, a.rdb, a.reg)
 	if err != nil {
 		a.close()
