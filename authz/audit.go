@@ -63,28 +63,49 @@ func NewAudit(cfg AuditConfig, rdb redis.UniversalClient, prefix string) *Audit 
 
 // Append saves e and returns its ID.
 func (a *Audit) Append(ctx context.Context, e Entry) (string, error) {
-	if e.Time.IsZero() {
-		e.Time = a.now()
-	}
-	e.Time = e.Time.UTC()
-	if e.Email == "" && a.cfg.Identities != nil && e.User != "" {
-		if id, err := a.cfg.Identities.Identify(ctx, e.User); err == nil {
-			e.Email = id.Email
+	ids, errs := a.AppendAll(ctx, []Entry{e})
+	return ids[0], errs[0]
+}
+
+// AppendAll saves entries in order in one round trip to Redis, and says
+// for each its ID or why it was not saved. The responder writes what it
+// answered this way, a batch at a time, after the answers have gone.
+func (a *Audit) AppendAll(ctx context.Context, entries []Entry) ([]string, []error) {
+	ids, errs := make([]string, len(entries)), make([]error, len(entries))
+	cmds := make([]*redis.StringCmd, len(entries))
+	_, _ = a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range entries {
+			e := &entries[i]
+			if e.Time.IsZero() {
+				e.Time = a.now()
+			}
+			e.Time = e.Time.UTC()
+			if e.Email == "" && a.cfg.Identities != nil && e.User != "" {
+				if id, err := a.cfg.Identities.Identify(ctx, e.User); err == nil {
+					e.Email = id.Email
+				}
+			}
+			args := &redis.XAddArgs{Stream: a.key, Values: e.fields()}
+			if a.cfg.MaxEntries > 0 {
+				args.MaxLen, args.Approx = a.cfg.MaxEntries, true
+			}
+			cmds[i] = p.XAdd(ctx, args)
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		e := entries[i]
+		id, err := cmd.Result()
+		if err != nil {
+			errs[i] = fmt.Errorf("authz: audit %s by %s: %w", e.Kind, e.User, err)
+			continue
+		}
+		e.ID, ids[i] = id, id
+		if a.cfg.Mirror != nil {
+			a.cfg.Mirror(e)
 		}
 	}
-	args := &redis.XAddArgs{Stream: a.key, Values: e.fields()}
-	if a.cfg.MaxEntries > 0 {
-		args.MaxLen, args.Approx = a.cfg.MaxEntries, true
-	}
-	id, err := a.rdb.XAdd(ctx, args).Result()
-	if err != nil {
-		return "", fmt.Errorf("authz: audit %s by %s: %w", e.Kind, e.User, err)
-	}
-	e.ID = id
-	if a.cfg.Mirror != nil {
-		a.cfg.Mirror(e)
-	}
-	return id, nil
+	return ids, errs
 }
 
 func (e Entry) fields() []any {

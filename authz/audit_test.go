@@ -52,3 +52,27 @@ func TestAuditAppendReadExport(t *testing.T) {
 		t.Fatalf("mirrored %+v", mirrored)
 	}
 }
+
+// AppendAll writes a batch in order, mirrors each entry with its ID, and
+// reports an ID for each.
+func TestAuditAppendAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, prefix := queuetest.Redis(t)
+	var mirrored []string
+	a := NewAudit(AuditConfig{Mirror: func(e Entry) { mirrored = append(mirrored, e.ID) }}, rdb, prefix)
+	batch := []Entry{{User: "U1", Kind: "command", What: "one"}, {User: "U2", Kind: "command", What: "two"}, {User: "U3", Kind: "click", What: "three"}}
+	ids, errs := a.AppendAll(ctx, batch)
+	for i := range batch {
+		if errs[i] != nil || ids[i] == "" {
+			t.Fatalf("entry %d: id %q, err %v", i, ids[i], errs[i])
+		}
+	}
+	if strings.Join(mirrored, ",") != strings.Join(ids, ",") {
+		t.Errorf("mirrored %v, want the IDs in order %v", mirrored, ids)
+	}
+	got, err := a.Recent(ctx, AuditFilter{}, 10)
+	if err != nil || len(got) != 3 || got[0].What != "three" || got[2].What != "one" || got[2].ID != ids[0] {
+		t.Fatalf("Recent = %+v, %v; want three, two, one", got, err)
+	}
+}

@@ -168,6 +168,7 @@ type Responder struct {
 	log       *slog.Logger
 	now       func() time.Time
 	bg        sync.WaitGroup
+	auditQ    auditQueue
 	handler   http.Handler
 }
 
