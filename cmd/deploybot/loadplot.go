@@ -87,7 +87,9 @@ func writePlot(path string, runs []loadResult) error {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", px, py, color)
 			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, q.dash, strings.Join(pts, " "))
+			if len(pts) > 0 {
+				fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, q.dash, strings.Join(pts, " "))
+			}
 		}
 		ly := plotTop + 10 + i*20
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/><text x="%d" y="%d">%s</text>`+"\n",

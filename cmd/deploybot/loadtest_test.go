@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -80,10 +81,12 @@ func TestLoadtestInProcess(t *testing.T) {
 	if a.N != 150 || a.P50 <= 0 || a.P50 > a.P90 || a.P90 > a.P99 || a.P99 > a.Max {
 		t.Errorf("ack quantiles out of order: %+v", a)
 	}
-	checkSVG(t, svg, 2)
+	checkSVG(t, svg, 0, 2) // one flat-out step: a ring each for p50 and p99, no line
 }
 
-func checkSVG(t *testing.T, path string, lines int) {
+// checkSVG checks that the plot at path is SVG with lines polylines and
+// marks circles, all at real coordinates.
+func checkSVG(t *testing.T, path string, lines, marks int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -94,12 +97,24 @@ func checkSVG(t *testing.T, path string, lines int) {
 		Polylines []struct {
 			Points string `xml:"points,attr"`
 		} `xml:"polyline"`
+		Circles []struct {
+			X string `xml:"cx,attr"`
+			Y string `xml:"cy,attr"`
+		} `xml:"circle"`
 	}
 	if err := xml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("plot is not XML: %v", err)
 	}
-	if len(doc.Polylines) != lines {
-		t.Fatalf("plot has %d lines, want %d", len(doc.Polylines), lines)
+	if len(doc.Polylines) != lines || len(doc.Circles) != marks {
+		t.Fatalf("plot has %d lines and %d marks, want %d and %d", len(doc.Polylines), len(doc.Circles), lines, marks)
+	}
+	for _, c := range doc.Circles {
+		if _, err := strconv.ParseFloat(c.X, 64); err != nil {
+			t.Errorf("mark at x %q", c.X)
+		}
+		if _, err := strconv.ParseFloat(c.Y, 64); err != nil {
+			t.Errorf("mark at y %q", c.Y)
+		}
 	}
 	for _, p := range doc.Polylines {
 		if strings.Contains(p.Points, "NaN") || strings.TrimSpace(p.Points) == "" {
@@ -218,5 +233,5 @@ func TestLoadtestPlotsSavedRuns(t *testing.T) {
 	if code, out := runLoad(t, nil, "-from", strings.Join(files, ","), "-plot", svg); code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	checkSVG(t, svg, 6)
+	checkSVG(t, svg, 6, 12) // per run: a p50 and a p99 line of one step, and a ring each for flat out
 }
