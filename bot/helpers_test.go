@@ -106,6 +106,9 @@ func (f *fixture) do(t testing.TB, path string, body []byte, mutate func(*http.R
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if path == "/slack/events" {
+		req.Header.Set("Content-Type", "application/json") // as Slack sends events
+	}
 	Sign(req.Header, testSecret, body, time.Now())
 	if mutate != nil {
 		mutate(req)

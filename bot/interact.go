@@ -17,12 +17,12 @@ import (
 )
 
 func (r *Responder) handleInteraction(w http.ResponseWriter, req *http.Request) outcome {
-	body, out := r.readSigned(w, req)
+	body, out := r.readSigned(w, req, formType)
 	if out != "" {
 		return out
 	}
 	form, err := url.ParseQuery(string(body))
-	if err != nil {
+	if err != nil || repeated(form, "payload") {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return "bad_request"
 	}
@@ -144,7 +144,7 @@ func (r *Responder) deniedFollowUp(ctx context.Context, err error, tell func(str
 }
 
 func (r *Responder) handleEvent(w http.ResponseWriter, req *http.Request) outcome {
-	body, out := r.readSigned(w, req)
+	body, out := r.readSigned(w, req, "application/json")
 	if out != "" {
 		return out
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,10 +21,16 @@ import (
 	"github.com/seed-5eb4e92e/deploybot/worker/queue"
 )
 
-// readSigned reads a capped body and checks Slack's signature over it. It
-// writes the error response itself and returns a non-empty outcome when the
-// request must go no further.
-func (r *Responder) readSigned(w http.ResponseWriter, req *http.Request) ([]byte, outcome) {
+// readSigned reads a capped body of media type want and checks Slack's
+// signature over it. It writes the error response itself and returns a
+// non-empty outcome when the request must go no further.
+func (r *Responder) readSigned(w http.ResponseWriter, req *http.Request, want string) ([]byte, outcome) {
+	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != want {
+		// Slack sends forms to commands and interactions, JSON to events;
+		// anything else is not Slack, signed or not.
+		http.Error(w, "expected Content-Type "+want, http.StatusUnsupportedMediaType)
+		return nil, "bad_content_type"
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -55,13 +62,29 @@ func (r *Responder) readSigned(w http.ResponseWriter, req *http.Request) ([]byte
 	return body, ""
 }
 
+// formType is the media type of what Slack posts to commands and
+// interactions.
+const formType = "application/x-www-form-urlencoded"
+
+// repeated reports whether any of keys appears more than once in form.
+// Slack never sends a field twice; a body that does is not one to guess
+// about (which user_id counts?).
+func repeated(form url.Values, keys ...string) bool {
+	for _, k := range keys {
+		if len(form[k]) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *Responder) handleCommand(w http.ResponseWriter, req *http.Request) outcome {
-	body, out := r.readSigned(w, req)
+	body, out := r.readSigned(w, req, formType)
 	if out != "" {
 		return out
 	}
 	form, err := url.ParseQuery(string(body))
-	if err != nil || form.Get("user_id") == "" {
+	if err != nil || form.Get("user_id") == "" || repeated(form, "user_id", "team_id", "channel_id", "command", "text", "response_url", "trigger_id") {
 		http.Error(w, "not a slash command payload", http.StatusBadRequest)
 		return "bad_request"
 	}
