@@ -46,7 +46,29 @@ func startE2EWith(t *testing.T, mtls bool) *e2e { return startE2EEnv(t, mtls, ni
 // edit, which may also set up the fake Slack.
 func startE2EEnv(t *testing.T, mtls bool, edit func(env map[string]string, fake *slacktest.Server)) *e2e {
 	t.Helper()
+	return startE2EOpts(t, e2eOpts{mtls: mtls, edit: edit})
+}
+
+// e2eOpts are what a test may change about the serve wiring it runs.
+type e2eOpts struct {
+	mtls bool
+	edit func(env map[string]string, fake *slacktest.Server)
+	// jenkinsFront, when set, stands between the workers and the
+	// simulated Jenkins (to inject failures); it gets the simulator's URL.
+	jenkinsFront func(t *testing.T, simURL string) string
+	// config changes the config before it is checked.
+	config func(c *fileConfig)
+	// redisURL replaces the test Redis (a server of the test's own).
+	redisURL string
+}
+
+func startE2EOpts(t *testing.T, o e2eOpts) *e2e {
+	t.Helper()
+	mtls, edit := o.mtls, o.edit
 	redisURL, prefix := queuetest.URL(t)
+	if o.redisURL != "" {
+		redisURL = o.redisURL
+	}
 	jopts := jenkinstest.Options{User: "deploybot", Token: "jenkins-token", Outcome: shellOutcome()}
 	var w wiring
 	if mtls {
@@ -77,6 +99,9 @@ rules:
 	}
 	cfg.Redis = redisConfig{Prefix: prefix}
 	cfg.Jenkins = jenkinsConfig{URL: sim.URL, User: "deploybot"}
+	if o.jenkinsFront != nil {
+		cfg.Jenkins.URL = o.jenkinsFront(t, sim.URL)
+	}
 	if mtls {
 		cfg.Jenkins.TLS.ClientCert = "vault"
 		// Checked like a real config; the development CA stands in for it.
@@ -88,6 +113,9 @@ rules:
 	}
 	if edit != nil {
 		edit(env, fake)
+	}
+	if o.config != nil {
+		o.config(&cfg)
 	}
 	l := &loaded{name: "e2e", cfg: cfg, fromEnv: map[string]string{}}
 	l.applyEnv(func(k string) string { return env[k] })
