@@ -78,11 +78,15 @@ func jobOf(answer string) string {
 func (e *e2e) waitFinal(t *testing.T, id string) queue.Record {
 	t.Helper()
 	var rec queue.Record
-	waitFor(t, "job "+id+" to end", func() bool {
-		var err error
-		rec, err = e.a.q.Record(context.Background(), id)
-		return err == nil && rec.State.Final()
-	})
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if rec, err = e.a.q.Record(context.Background(), id); err == nil && rec.State.Final() {
+			return rec
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not end: state %q, stage %q, attempt %d (%v)", id, rec.State, rec.Stage, rec.Job.Attempt, err)
 	return rec
 }
 
