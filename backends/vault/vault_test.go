@@ -121,7 +121,7 @@ func TestDevCARenewsItsClientCertificate(t *testing.T) {
 
 // issuedSecret is a PKI issue response's shape, filled with certificates
 // from a DevCA (the real shape is exercised against Vault in vaultit).
-func issuedSecret(t *testing.T, ca *DevCA, ttl time.Duration) *api.Secret {
+func issuedSecret(t testing.TB, ca *DevCA, ttl time.Duration) *api.Secret {
 	t.Helper()
 	cert, err := ca.Issue("worker", ttl)
 	if err != nil {
@@ -204,7 +204,7 @@ func TestBackoff(t *testing.T) {
 var _ CertSource = (*Certs)(nil)
 var _ CertSource = (*DevCA)(nil)
 
-func mustMarshalKey(t *testing.T, cert tls.Certificate) []byte {
+func mustMarshalKey(t testing.TB, cert tls.Certificate) []byte {
 	t.Helper()
 	der, err := marshalECKey(cert)
 	if err != nil {

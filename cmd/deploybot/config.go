@@ -253,16 +253,25 @@ var (
 // environment, and checks the result. An error means the file could not be
 // read at all; everything else is in problems.
 func loadConfig(path string, getenv func(string) string) (*loaded, error) {
-	l := &loaded{name: path, fromEnv: map[string]string{}}
-	if path != "" {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
+	if path == "" {
+		return parseConfig(path, nil, getenv), nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, raw, getenv), nil
+}
+
+// parseConfig reads the config file named name, whose contents are raw (nil:
+// no file), applies the environment and checks the result.
+func parseConfig(name string, raw []byte, getenv func(string) string) *loaded {
+	l := &loaded{name: name, fromEnv: map[string]string{}}
+	if raw != nil {
 		var root yaml.Node
 		if err := yaml.Unmarshal(raw, &root); err != nil {
 			l.addYAMLError(err)
-			return l, nil
+			return l
 		}
 		l.root = &root
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
@@ -273,7 +282,7 @@ func loadConfig(path string, getenv func(string) string) (*loaded, error) {
 	}
 	l.applyEnv(getenv)
 	l.check()
-	return l, nil
+	return l
 }
 
 func (l *loaded) addYAMLError(err error) {
