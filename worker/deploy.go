@@ -39,6 +39,11 @@ type DeployRunner struct {
 	// MaxWait is how long a job waits for a lock before giving up.
 	// Default 12h.
 	MaxWait time.Duration
+	// LockTTL is how long the lock of a running deploy outlives a worker
+	// that stopped renewing it. Set it to the queue's visibility timeout:
+	// a job taken over from a dead worker then finds the lock lapsed, or
+	// about to. Default 1m.
+	LockTTL time.Duration
 	Now     func() time.Time
 }
 
@@ -58,7 +63,7 @@ func (r DeployRunner) Run(ctx context.Context, job queue.Job, steps *queue.Steps
 	}
 	name := "deploy:" + req.Service + ":" + req.Env
 	var out Outcome
-	err = r.State.WithOwnedLock(ctx, name, job.ID, time.Minute, 0, func(ctx context.Context) error {
+	err = r.State.WithOwnedLock(ctx, name, job.ID, r.lockTTL(), 0, func(ctx context.Context) error {
 		var err error
 		out, err = r.run(ctx, job, steps, report)
 		return err
@@ -125,7 +130,13 @@ func (r DeployRunner) busy(ctx context.Context, job queue.Job, name string) erro
 	if ok && id == job.ID {
 		// An earlier run of this very job, on a worker that stopped, holds
 		// the lock until it lapses: not a concurrent deploy to refuse.
-		return r.wait(job, fmt.Sprintf("waiting for an earlier run of this job to let go of %s in %s", req.Service, req.Env))
+		// It lapses within LockTTL, so look again then rather than after
+		// the usual recheck.
+		err := r.wait(job, fmt.Sprintf("waiting for an earlier run of this job to let go of %s in %s", req.Service, req.Env))
+		if w, ok := err.(*deploy.Wait); ok {
+			w.After = min(w.After, r.lockTTL())
+		}
+		return err
 	}
 	other := "another deploy"
 	if ok && id != "" {
@@ -155,6 +166,13 @@ func (r DeployRunner) wait(job queue.Job, stage string) error {
 		after = 15 * time.Second
 	}
 	return &deploy.Wait{Stage: stage, After: after}
+}
+
+func (r DeployRunner) lockTTL() time.Duration {
+	if r.LockTTL <= 0 {
+		return time.Minute
+	}
+	return r.LockTTL
 }
 
 func (r DeployRunner) now() time.Time {

@@ -74,7 +74,8 @@ func (a *app) wireDeploys(c *fileConfig, jc *jenkins.Client, builds *deploy.Buil
 	if mo != nil {
 		d.Tasks = mo
 	}
-	dr := worker.DeployRunner{Deployer: d, State: a.q, Catalog: catalog(c), RefuseConcurrent: c.Deploy.Concurrent == "refuse", MaxWait: c.Deploy.MaxWait.D(), Recheck: w.recheck}
+	dr := worker.DeployRunner{Deployer: d, State: a.q, Catalog: catalog(c), RefuseConcurrent: c.Deploy.Concurrent == "refuse", MaxWait: c.Deploy.MaxWait.D(), Recheck: w.recheck,
+		LockTTL: a.q.Config().Visibility}
 	runners["deploy"], runners["promote"], runners["rollback"] = dr, dr, dr
 	runners["live"] = worker.LiveRunner{Deployer: d, Catalog: catalog(c), Locks: a.q}
 	return nil
